@@ -1,0 +1,274 @@
+/**
+ * The embedded default's executor: a stage "container" is a process group on this host, run
+ * by a small sh supervisor that records its pid, the stage's log and its exit status in the
+ * container's folder. The process outlives the worker (like a container outlives an SSH
+ * session), so a restarted watcher re-attaches by name instead of starting a second one.
+ *
+ * Mounts are not bind mounts here: the stage simulator resolves container paths through the
+ * mount table in RECOGDRIVE_SIM_MOUNTS.
+ */
+import { spawn } from 'node:child_process';
+import { watch as watchDir } from 'node:fs';
+import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import type { SimulationConfig } from '../../pipeline/input.ts';
+import type { Mount } from '../../pipeline/launch.ts';
+import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
+import type { StageExecutor, WatchContext } from './executor.ts';
+import { LogScanner } from './log-scanner.ts';
+
+/** Records pid and start time, runs the command with its output in `log`, then records the exit status. */
+const SUPERVISOR = `
+dir=$1; shift
+date +%s%3N > "$dir/started"
+echo $$ > "$dir/pid.tmp" && mv "$dir/pid.tmp" "$dir/pid"
+"$@" >> "$dir/log" 2>&1 < /dev/null
+code=$?
+printf '%s %s\\n' "$code" "$(date +%s%3N)" > "$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"
+`;
+
+export interface LocalProcessOptions {
+  /** The stage simulator's entry point and the folder with its `python`/`pip` shims. */
+  simulatorMain: string;
+  shimsDir: string;
+  /** Node binary that runs the simulator. */
+  nodePath: string;
+  /** Where an artifact URI is on this host (file:// only). */
+  hostPathOf(uri: string): string;
+}
+
+type ContainerState = { kind: 'absent' } | { kind: 'running'; pid: number } | { kind: 'exited'; code: number | null };
+
+export class LocalProcessExecutor implements StageExecutor {
+  private readonly options: LocalProcessOptions;
+
+  constructor(options: LocalProcessOptions) {
+    this.options = options;
+  }
+
+  async launch(request: LaunchRequest): Promise<LaunchResult> {
+    const { launch } = request;
+    const dir = containerDir(request.lease.workers[0], launch.containerName);
+    if ((await inspect(dir)).kind !== 'absent') return { containerName: launch.containerName, adopted: true };
+    if (request.compute.backend !== 'local') throw invalid(`the local executor cannot run ${request.compute.backend} compute`);
+
+    const mounts = await Promise.all(launch.mounts.map((mount) => this.resolveMount(mount)));
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(join(dir, 'state'), { recursive: true });
+    await writeFile(join(dir, 'launch.json'), JSON.stringify(launch, null, 2));
+    const workdir = mounts.find((m) => m.target === launch.workdir)?.source ?? '/';
+
+    const child = spawn('/bin/sh', ['-c', SUPERVISOR, 'rd-supervisor', dir, ...launch.command], {
+      cwd: workdir,
+      detached: true,
+      stdio: 'ignore',
+      env: this.environment(request, dir, mounts),
+    });
+    child.unref();
+    await waitFor(() => readFile(join(dir, 'pid')).then(() => true, () => false), 10_000);
+    return { containerName: launch.containerName, adopted: false };
+  }
+
+  async watch(request: WatchRequest, context: WatchContext): Promise<WatchResult> {
+    const dir = containerDir(request.lease.workers[0], request.launch.containerName);
+    const scanner = new LogScanner(request.progressHints, request.logPatterns);
+    const log = join(dir, 'log');
+    let offset = 0;
+    let lastOutputAt = Date.now();
+    let lastReportAt = 0;
+
+    for (;;) {
+      if (context.cancelled.aborted) throw context.cancelled.reason;
+      const now = Date.now();
+      const chunk = await readFrom(log, offset);
+      if (chunk.length > 0) {
+        offset += chunk.length;
+        lastOutputAt = now;
+        scanner.feed(chunk.toString('utf8'), now);
+      }
+      const state = await inspect(dir);
+      if (state.kind !== 'running') {
+        const rest = await readFrom(log, offset);
+        scanner.feed(rest.toString('utf8'), now);
+        scanner.finish(now);
+        const times = await processTimes(dir);
+        return outcome(scanner, state.kind === 'exited' ? state.code : null, false, times);
+      }
+      if (now - lastOutputAt > request.hangTimeoutMs) {
+        return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
+      }
+      context.heartbeat({ offset });
+      if (now - lastReportAt >= request.progressIntervalMs) {
+        const progress = scanner.takeProgress();
+        if (progress !== undefined) {
+          lastReportAt = now;
+          await context.reportProgress(progress);
+        }
+      }
+      await changeIn(dir, Math.min(request.pollIntervalMs, 1000), context.cancelled);
+    }
+  }
+
+  async stop(request: StopRequest): Promise<void> {
+    for (const worker of request.lease.workers) {
+      await killContainerProcesses(containerDir(worker, request.launch.containerName), 10_000);
+    }
+  }
+
+  private async resolveMount(mount: Mount): Promise<{ target: string; source: string; readOnly: boolean }> {
+    const source = mount.source.kind === 'host' ? mount.source.path : this.options.hostPathOf(mount.source.uri);
+    if (mount.readOnly || mount.source.kind === 'host') {
+      const exists = await stat(source).then((s) => s.isDirectory(), () => false);
+      if (!exists) {
+        const what = mount.source.kind === 'host' ? mount.source.path : mount.source.uri;
+        throw ApplicationFailure.create({
+          type: 'StageInputMissing',
+          message: `${what} (mounted at ${mount.target}) does not exist on this machine`,
+          nonRetryable: true,
+        });
+      }
+    } else {
+      await mkdir(source, { recursive: true });
+    }
+    return { target: mount.target, source, readOnly: mount.readOnly };
+  }
+
+  private environment(request: LaunchRequest, dir: string, mounts: object[]): NodeJS.ProcessEnv {
+    const simulate: SimulationConfig | undefined = request.compute.backend === 'local' ? request.compute.simulate : undefined;
+    const fault = simulate?.fault;
+    const faultApplies = fault !== undefined && (fault.attempts === undefined || fault.attempts.includes(request.attempt));
+    // A clean environment, as in a container: nothing of the worker's own environment leaks into a stage.
+    return {
+      ...request.launch.env,
+      PATH: `${this.options.shimsDir}:/usr/local/bin:/usr/bin:/bin`,
+      LANG: 'C.UTF-8',
+      HOME: join(dir, 'state'),
+      RECOGDRIVE_SIM_MAIN: this.options.simulatorMain,
+      RECOGDRIVE_SIM_NODE: this.options.nodePath,
+      RECOGDRIVE_SIM_MOUNTS: JSON.stringify(mounts),
+      RECOGDRIVE_SIM_WORKDIR: request.launch.workdir,
+      RECOGDRIVE_SIM_STATE_DIR: join(dir, 'state'),
+      RECOGDRIVE_SIM_DURATION_MS: String(simulate?.durationMs ?? 1500),
+      ...(faultApplies ? { RECOGDRIVE_SIM_FAULT: fault.kind, RECOGDRIVE_SIM_FAULT_AT: String(fault.at) } : {}),
+    };
+  }
+}
+
+function containerDir(worker: WorkerEndpoint | undefined, name: string): string {
+  if (worker?.kind !== 'local') throw invalid('the local executor needs a local worker');
+  return join(worker.dir, 'containers', name);
+}
+
+function invalid(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: 'InvalidLaunchSpec', message, nonRetryable: true });
+}
+
+async function inspect(dir: string): Promise<ContainerState> {
+  const exit = await readFile(join(dir, 'exit'), 'utf8').catch(() => undefined);
+  if (exit !== undefined) return { kind: 'exited', code: Number(exit.split(' ')[0]) };
+  const pidText = await readFile(join(dir, 'pid'), 'utf8').catch(() => undefined);
+  if (pidText === undefined) {
+    // A launch that died before its supervisor started left nothing to adopt.
+    const launched = await stat(join(dir, 'launch.json')).catch(() => undefined);
+    return launched !== undefined && Date.now() - launched.mtimeMs < 10_000 ? { kind: 'running', pid: 0 } : { kind: 'absent' };
+  }
+  const pid = Number(pidText);
+  if (await isSupervisor(pid, dir)) return { kind: 'running', pid };
+  // The supervisor may have written `exit` between the two reads.
+  const late = await readFile(join(dir, 'exit'), 'utf8').catch(() => undefined);
+  return { kind: 'exited', code: late === undefined ? null : Number(late.split(' ')[0]) };
+}
+
+/** True when `pid` is alive and is this container's supervisor (not a reused pid). */
+async function isSupervisor(pid: number, dir: string): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  return cmdline.split('\0').includes(dir);
+}
+
+/** Stops every process of a container: TERM to its process group, KILL after the grace period. */
+export async function killContainerProcesses(dir: string, graceMs = 0): Promise<void> {
+  const state = await inspect(dir);
+  if (state.kind !== 'running' || state.pid === 0) return;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-state.pid, signal);
+    } catch {
+      // already gone
+    }
+  };
+  if (graceMs > 0) {
+    signalGroup('SIGTERM');
+    if (await waitFor(async () => !(await isSupervisor(state.pid, dir)), graceMs)) return;
+  }
+  signalGroup('SIGKILL');
+  await waitFor(async () => !(await isSupervisor(state.pid, dir)), 5_000);
+}
+
+async function processTimes(dir: string): Promise<{ startedAt: number; exitedAt: number }> {
+  const started = Number(await readFile(join(dir, 'started'), 'utf8').catch(() => '0'));
+  const exit = await readFile(join(dir, 'exit'), 'utf8').catch(() => undefined);
+  const exitedAt = exit === undefined ? Date.now() : Number(exit.trim().split(' ')[1]);
+  return { startedAt: started, exitedAt };
+}
+
+function outcome(
+  scanner: LogScanner,
+  exitCode: number | null,
+  hung: boolean,
+  times: { startedAt: number; exitedAt: number },
+): WatchResult {
+  return {
+    exitCode,
+    oomKilled: false,
+    hung,
+    logTail: scanner.lastLines(),
+    seenPatterns: scanner.seenPatterns(),
+    ...times,
+  };
+}
+
+async function readFrom(path: string, offset: number): Promise<Buffer> {
+  const file = await open(path, 'r').catch(() => undefined);
+  if (file === undefined) return Buffer.alloc(0);
+  try {
+    const { size } = await file.stat();
+    if (size <= offset) return Buffer.alloc(0);
+    const buffer = Buffer.alloc(Math.min(size - offset, 4 * 1024 * 1024));
+    const { bytesRead } = await file.read(buffer, 0, buffer.length, offset);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await file.close();
+  }
+}
+
+/** Resolves on the first change in `dir` (new log output, exit file) or after `ms`. */
+function changeIn(dir: string, ms: number, cancelled: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      watcher?.close();
+      cancelled.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    let watcher: ReturnType<typeof watchDir> | undefined;
+    try {
+      watcher = watchDir(dir, done);
+      watcher.on('error', done);
+    } catch {
+      // fall back to the timer
+    }
+    cancelled.addEventListener('abort', done);
+  });
+}
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(20);
+  }
+  return check();
+}

@@ -1,0 +1,141 @@
+/**
+ * The activities the workflows call. Each delegates to the backend named by its request
+ * (compute provider, stage executor, artifact store); this module only adds Temporal's
+ * context: heartbeats, cancellation, progress signals and typed failures.
+ */
+import { Context, getClient } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { FailureType } from '../pipeline/failures.ts';
+import type { ComputeBackend } from '../pipeline/input.ts';
+import type { Progress } from '../pipeline/progress.ts';
+import { stageUpdateSignal } from '../workflows/messages.ts';
+import { schemeOf, type ArtifactStore } from './artifacts/store.ts';
+import type { ComputeProvider } from './compute/provider.ts';
+import type { StageExecutor, WatchContext } from './execution/executor.ts';
+import type {
+  ComputeLease,
+  ComputeRequest,
+  LaunchRequest,
+  LaunchResult,
+  PreflightRequest,
+  ReleaseResult,
+  StopRequest,
+  VerifyReport,
+  VerifyRequest,
+  WatchRequest,
+  WatchResult,
+  WorkerEndpoint,
+} from './types.ts';
+import { verifyStageOutputs } from './verify/index.ts';
+
+export interface ActivityDependencies {
+  compute: Partial<Record<ComputeBackend, ComputeProvider>>;
+  executors: Partial<Record<WorkerEndpoint['kind'], StageExecutor>>;
+  artifactStores: readonly ArtifactStore[];
+}
+
+export function createActivities(deps: ActivityDependencies) {
+  const provider = (backend: ComputeBackend): ComputeProvider => {
+    const found = deps.compute[backend];
+    if (found === undefined) {
+      throw ApplicationFailure.create({
+        type: FailureType.BackendUnavailable,
+        message: `compute backend "${backend}" is not available on this worker (available: ${Object.keys(deps.compute).join(', ')})`,
+        nonRetryable: true,
+      });
+    }
+    return found;
+  };
+  const executorFor = (lease: ComputeLease): StageExecutor => {
+    const kind = lease.workers[0]?.kind;
+    const found = kind === undefined ? undefined : deps.executors[kind];
+    if (found === undefined) {
+      throw ApplicationFailure.create({
+        type: FailureType.BackendUnavailable,
+        message: `no executor for ${kind ?? 'a lease without workers'} on this worker`,
+        nonRetryable: true,
+      });
+    }
+    return found;
+  };
+  const storeFor = (uri: string): ArtifactStore => {
+    const store = deps.artifactStores.find((s) => s.schemes.includes(schemeOf(uri)));
+    if (store === undefined) {
+      throw ApplicationFailure.create({
+        type: FailureType.BackendUnavailable,
+        message: `no artifact store for ${schemeOf(uri)}:// URIs on this worker`,
+        nonRetryable: true,
+      });
+    }
+    return store;
+  };
+
+  return {
+    /** Fails the run before anything is created when a backend or the artifact root is unusable. */
+    async preflight(request: PreflightRequest): Promise<void> {
+      for (const backend of request.backends) provider(backend);
+      if (request.backends.includes('local') && !request.artifactRoot.startsWith('file://')) {
+        throw ApplicationFailure.create({
+          type: FailureType.BackendUnavailable,
+          message: `the local backend reads and writes artifacts on this machine: artifactRoot must be file://, not ${request.artifactRoot}`,
+          nonRetryable: true,
+        });
+      }
+      try {
+        await storeFor(request.artifactRoot).checkWritable(request.artifactRoot);
+      } catch (error) {
+        if (error instanceof ApplicationFailure) throw error;
+        throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: (error as Error).message, nonRetryable: true });
+      }
+    },
+
+    async acquireCompute(request: ComputeRequest): Promise<ComputeLease> {
+      return provider(request.compute.backend).acquire(request, (details) => Context.current().heartbeat(details));
+    },
+
+    async launchStage(request: LaunchRequest): Promise<LaunchResult> {
+      return executorFor(request.lease).launch(request);
+    },
+
+    async watchStage(request: WatchRequest): Promise<WatchResult> {
+      const context = Context.current();
+      const watchContext: WatchContext = {
+        heartbeat: (details) => context.heartbeat(details),
+        cancelled: context.cancellationSignal,
+        reportProgress: (progress: Progress) => reportProgress(request, progress),
+      };
+      try {
+        return await executorFor(request.lease).watch(request, watchContext);
+      } catch (error) {
+        if (context.cancellationSignal.aborted) throw new CancelledFailure('stage watch cancelled');
+        throw error;
+      }
+    },
+
+    async verifyStage(request: VerifyRequest): Promise<VerifyReport> {
+      return verifyStageOutputs(storeFor(request.outputUri).reader(request.outputUri), request.verification, request.seenPatterns);
+    },
+
+    async stopStage(request: StopRequest): Promise<void> {
+      await executorFor(request.lease).stop(request);
+    },
+
+    async releaseCompute(request: ComputeRequest): Promise<ReleaseResult> {
+      return provider(request.compute.backend).release(request);
+    },
+  };
+}
+
+export type RecogdriveActivities = ReturnType<typeof createActivities>;
+
+/** Progress goes to the run's `status` query as a signal; losing one only delays the display. */
+async function reportProgress(request: WatchRequest, progress: Progress): Promise<void> {
+  if (request.reportTo === undefined) return;
+  try {
+    await getClient()
+      .workflow.getHandle(request.reportTo.workflowId)
+      .signal(stageUpdateSignal, { stage: request.reportTo.stage, attempt: request.attempt, progress });
+  } catch (error) {
+    Context.current().log.warn('progress report failed', { error: (error as Error).message });
+  }
+}

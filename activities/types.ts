@@ -1,0 +1,86 @@
+/** Requests and results of the activities: the contract between workflows and side effects. */
+import type { ComputeBackend, ComputeSpec } from '../pipeline/input.ts';
+import type { LaunchSpec } from '../pipeline/launch.ts';
+import type { VerificationSpec } from '../pipeline/contracts/index.ts';
+import type { ProgressHints } from '../pipeline/progress.ts';
+import type { ExitOutcome } from '../pipeline/failures.ts';
+import type { StageName } from '../pipeline/stages.ts';
+
+/** One machine of a stage's compute (a TPU slice has several). */
+export type WorkerEndpoint =
+  | { kind: 'local'; dir: string }
+  | { kind: 'ssh'; host: string; port: number; user: string; hostKeys: string[] };
+
+export interface ComputeLease {
+  name: string;
+  backend: ComputeBackend;
+  workers: WorkerEndpoint[];
+}
+
+/** Identifies one attempt's compute; everything else is derived from it. */
+export interface ComputeRequest {
+  runId: string;
+  stage: StageName;
+  attempt: number;
+  compute: ComputeSpec;
+}
+
+export interface PreflightRequest {
+  backends: ComputeBackend[];
+  artifactRoot: string;
+}
+
+export interface LaunchRequest {
+  lease: ComputeLease;
+  launch: LaunchSpec;
+  attempt: number;
+  compute: ComputeSpec;
+}
+
+export interface LaunchResult {
+  containerName: string;
+  /** True when a container of this name was already there (a retried launch) and was adopted. */
+  adopted: boolean;
+}
+
+export interface WatchRequest {
+  lease: ComputeLease;
+  launch: LaunchSpec;
+  attempt: number;
+  hangTimeoutMs: number;
+  pollIntervalMs: number;
+  progressIntervalMs: number;
+  progressHints: ProgressHints;
+  /** Log lines to look for anywhere in the output (completion and silent-failure markers). */
+  logPatterns: string[];
+  /** The run workflow that shows this stage's progress in its `status` query. */
+  reportTo?: { workflowId: string; stage: StageName };
+}
+
+export type WatchResult = ExitOutcome;
+
+export interface VerifyRequest {
+  stage: StageName;
+  outputUri: string;
+  verification: VerificationSpec;
+  seenPatterns: string[];
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  /** Each missing or wrong thing, in words a user can act on. */
+  problems: string[];
+  /** Counts found (tokens, checkpoints, rows...). */
+  summary: Record<string, number | string>;
+}
+
+export interface StopRequest {
+  lease: ComputeLease;
+  launch: LaunchSpec;
+}
+
+export interface ReleaseResult {
+  name: string;
+  /** False when there was nothing to release (never created, or already gone). */
+  released: boolean;
+}

@@ -1,0 +1,48 @@
+/**
+ * `npm run bench`: benchmarks on the embedded default with a real Temporal server. Prints a
+ * report and writes it to bench/results/<time>.json. Figures, not pass/fail: the machines are
+ * shared and noisy, so compare medians across runs.
+ *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000").
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../workers/project-root.ts';
+import { startTestEnv } from '../test/helpers/local-env.ts';
+import { measureOverhead, type OverheadResult } from './orchestration-overhead.ts';
+
+const runs = Number(process.env.BENCH_RUNS ?? 3);
+const stageLengths = (process.env.BENCH_STAGE_MS ?? '2000,10000').split(',').map(Number);
+
+function quantile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
+function report(stageMs: number, results: OverheadResult[]): string {
+  const handoffs = results.flatMap((r) => r.handoffsMs.map((h) => h.ms));
+  const overheads = results.map((r) => r.overhead * 100);
+  return [
+    `stage length ${stageMs} ms, ${results.length} runs of the 6-stage DAG:`,
+    `  makespan        median ${quantile(results.map((r) => r.makespanMs), 0.5)} ms`,
+    `  critical path   median ${quantile(results.map((r) => r.criticalPathMs), 0.5)} ms (sum of stage process lifetimes on the longest path)`,
+    `  overhead        median ${quantile(overheads, 0.5).toFixed(1)} %, max ${Math.max(...overheads).toFixed(1)} %`,
+    `  exit → next start (${handoffs.length} hand-offs)  median ${quantile(handoffs, 0.5)} ms, p90 ${quantile(handoffs, 0.9)} ms, max ${Math.max(...handoffs)} ms`,
+  ].join('\n');
+}
+
+const env = await startTestEnv();
+const all: Record<string, OverheadResult[]> = {};
+try {
+  await measureOverhead(env, 1, 200); // warm-up: bundle, first workflow tasks, node caches
+  for (const stageMs of stageLengths) {
+    all[stageMs] = await measureOverhead(env, runs, stageMs);
+    console.log(report(stageMs, all[stageMs]));
+  }
+} finally {
+  await env.close();
+}
+const dir = join(PROJECT_ROOT, 'bench', 'results');
+await mkdir(dir, { recursive: true });
+const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+await writeFile(file, JSON.stringify({ runs, stageLengths, results: all }, null, 2));
+console.log(`details: ${file}`);

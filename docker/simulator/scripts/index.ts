@@ -1,0 +1,15 @@
+/** The stage scripts the simulator plays, by the basename `python <path>` is given. */
+import type { ScriptMain } from './context.ts';
+import { featureCache } from './feature-cache.ts';
+import { metricCache } from './metric-cache.ts';
+import { pdmScore } from './pdm-score.ts';
+import { plannerTraining } from './planner-training.ts';
+import { vlmFinetune } from './vlm-finetune.ts';
+
+export const SCRIPTS: Readonly<Record<string, ScriptMain>> = {
+  'internvl_chat_finetune_torchax.py': vlmFinetune,
+  'run_caching_recogdrive_torchax.py': featureCache,
+  'run_training_recogdrive_torchax.py': plannerTraining,
+  'run_metric_caching.py': metricCache,
+  'run_pdm_score_recogdrive.py': pdmScore,
+};

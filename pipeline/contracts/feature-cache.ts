@@ -1,0 +1,74 @@
+/** Bridge 1: hidden-state cache of the frozen VLM, image :stage1, on TPU. */
+import { hydra, hydraOverrides, navsimEnv, REPO_MOUNT } from './args.ts';
+import type { StageContract } from './types.ts';
+import type { PipelineConfig } from '../input.ts';
+
+const CACHE_PATH = `${REPO_MOUNT}/data/cache_output`;
+
+/**
+ * Tokens a complete cache holds per split. The script replaces the split's logs with the
+ * standard train logs, so navtrain caches the ~85k train-log tokens, not all 103,288; for any
+ * other split the contract passes train_logs=[] (otherwise it caches 0 tokens and still prints
+ * "Caching Complete.").
+ */
+const EXPECTED_TOKENS: Readonly<Record<string, number>> = { navtrain: 85_109, navtest: 12_146 };
+
+function expectedTokens(config: PipelineConfig): number | undefined {
+  return config.featureCache.expectedTokens ?? EXPECTED_TOKENS[config.featureCache.split];
+}
+
+export const featureCache: StageContract = {
+  stage: 'featureCache',
+  title: 'Bridge 1: VLM hidden-state feature cache',
+  version: 1,
+  image: 'stage1',
+  accelerator: 'tpu',
+  script: 'navsim/planning/script/run_caching_recogdrive_torchax.py',
+  // The :stage1 image pins hydra-core 1.2, which breaks on Python 3.11 (TPU guide).
+  runtimeFixes: [['pip', 'install', '--upgrade', 'hydra-core==1.3.2', 'omegaconf', 'pytest']],
+  outputPath: () => CACHE_PATH,
+  render(config) {
+    const s = config.featureCache;
+    // Without this, every split other than navtrain is replaced by the train logs: 0 tokens.
+    const allLogs = s.split !== 'navtrain' ? ['train_logs=[]'] : [];
+    return {
+      args: [
+        'agent=recogdrive_agent',
+        hydra('agent.vlm_path', s.vlmPath ?? config.paths.model),
+        hydra('agent.vlm_type', s.vlmType),
+        hydra('train_test_split', s.split),
+        hydra('cache_path', CACHE_PATH),
+        hydra('experiment_name', s.experimentName),
+        hydra('dataloader.params.batch_size', s.batchSize),
+        hydra('dataloader.params.num_workers', s.numWorkers),
+        ...hydraOverrides(s.overrides),
+      ],
+      addedArgs: allLogs,
+      env: navsimEnv(config, { data: true, maps: true }),
+      inputs: [{ stage: 'stage1', containerPath: `${REPO_MOUNT}/work_dirs/stage1_output` }],
+      extraDockerFlags: [],
+    };
+  },
+  verification: (config) => ({
+    outputs: {
+      kind: 'token-cache',
+      files: ['internvl_feature.gz', 'trajectory_target.gz'],
+      expectedTokens: expectedTokens(config),
+    },
+    logMustContain: ['Caching Complete.'],
+    // The collate silently substitutes zero images when a path is missing: the cache is corrupt.
+    logMustNotContain: ['Image path not found'],
+  }),
+  notes: (config) => {
+    const notes: string[] = [];
+    if (config.featureCache.vlmPath === undefined) {
+      notes.push(
+        `Caches with the base VLM ${config.paths.model} as the TPU guide does: no orbax-to-HF export of the Stage 1 checkpoint exists yet.`,
+      );
+    }
+    if (expectedTokens(config) === undefined) {
+      notes.push(`No token count is known for split ${config.featureCache.split}: set featureCache.expectedTokens.`);
+    }
+    return notes;
+  },
+};

@@ -1,0 +1,56 @@
+/** Stage 2: DiT diffusion planner imitation learning on the cached hidden states, image :unified. */
+import { hydra, hydraOverrides, navsimEnv, REPO_MOUNT } from './args.ts';
+import type { StageContract } from './types.ts';
+
+export const STAGE2_OUTPUT = `${REPO_MOUNT}/work_dirs/stage2_output`;
+export const FEATURE_CACHE_MOUNT = `${REPO_MOUNT}/data/cache_output`;
+
+export const stage2: StageContract = {
+  stage: 'stage2',
+  title: 'Stage 2: DiT planner imitation learning',
+  version: 1,
+  image: 'unified',
+  accelerator: 'tpu',
+  script: 'navsim/planning/script/run_training_recogdrive_torchax.py',
+  runtimeFixes: [],
+  outputPath: () => STAGE2_OUTPUT,
+  render(config) {
+    const s = config.stage2;
+    return {
+      args: [
+        'agent=recogdrive_agent',
+        hydra('agent.lr', s.learningRate),
+        hydra('agent.grpo', false),
+        hydra('agent.vlm_path', config.paths.model),
+        hydra('agent.cam_type', s.camType),
+        hydra('agent.cache_hidden_state', s.cacheHiddenState),
+        hydra('agent.vlm_type', s.vlmType),
+        hydra('agent.dit_type', s.ditType),
+        hydra('agent.vlm_size', s.vlmSize),
+        hydra('agent.sampling_method', s.samplingMethod),
+        hydra('trainer.params.max_epochs', s.epochs),
+        hydra('experiment_name', s.experimentName),
+        hydra('train_test_split', s.split),
+        hydra('cache_path', FEATURE_CACHE_MOUNT),
+        hydra('use_cache_without_dataset', true),
+        hydra('force_cache_computation', false),
+        hydra('dataloader.params.num_workers', s.numWorkers),
+        ...(s.batchSize === undefined ? [] : [hydra('dataloader.params.batch_size', s.batchSize)]),
+        ...hydraOverrides(s.overrides),
+      ],
+      // hydra's default output_dir embeds a timestamp; checkpoints must land where we look.
+      addedArgs: [hydra('output_dir', STAGE2_OUTPUT)],
+      env: navsimEnv(config, {}),
+      inputs: [{ stage: 'featureCache', containerPath: FEATURE_CACHE_MOUNT }],
+      extraDockerFlags: [],
+    };
+  },
+  verification: (config) => ({
+    outputs: { kind: 'epoch-checkpoints', epochs: config.stage2.epochs },
+    logMustContain: [],
+    logMustNotContain: ['num_samples should be a positive integer value', 'Loss: nan'],
+  }),
+  notes: () => [
+    'Checkpoints are orbax PyTrees (checkpoint-epoch-<E>.pt); Stage 3 and evaluation upstream load Lightning .ckpt files.',
+  ],
+};

@@ -1,0 +1,70 @@
+/**
+ * Failure types of a stage and how each is retried. A code error or a bad output never burns
+ * TPU hours in a retry loop; infrastructure trouble (lost host, busy TPU, hang) gets a fresh
+ * attempt on fresh compute.
+ */
+import type { StageName } from './stages.ts';
+
+export const FailureType = {
+  InvalidPipelineInput: 'InvalidPipelineInput',
+  BackendUnavailable: 'BackendUnavailable',
+  StageCodeError: 'StageCodeError',
+  StageOutOfMemory: 'StageOutOfMemory',
+  StageHang: 'StageHang',
+  StageInfrastructureError: 'StageInfrastructureError',
+  StageVerificationFailed: 'StageVerificationFailed',
+  StageTimeout: 'StageTimeout',
+  StageFailed: 'StageFailed',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failures after which a new attempt on fresh compute may succeed. */
+export const RETRYABLE_STAGE_FAILURES: readonly FailureType[] = [FailureType.StageHang, FailureType.StageInfrastructureError];
+
+/** Errors an activity raises that no retry can fix. */
+export const NON_RETRYABLE_ACTIVITY_ERRORS: readonly string[] = [
+  FailureType.InvalidPipelineInput,
+  FailureType.BackendUnavailable,
+  'InvalidLaunchSpec',
+];
+
+/** How a stage's container(s) ended, as the watcher saw it. */
+export interface ExitOutcome {
+  /** null when the process vanished without an exit status (host lost, killed with the VM). */
+  exitCode: number | null;
+  oomKilled: boolean;
+  /** Stopped by the watcher after no progress for the hang timeout. */
+  hung: boolean;
+  /** Last lines of the log, for the error message. */
+  logTail: string[];
+  /** Which of the contract's log patterns were seen anywhere in the log. */
+  seenPatterns: string[];
+  startedAt: number;
+  exitedAt: number;
+}
+
+export type ExitVerdict = { ok: true } | { ok: false; type: FailureType; message: string };
+
+/** libtpu's messages when a previous process still holds the accelerator. */
+const TPU_BUSY = [
+  'The TPU is already in use by process',
+  'libtpu multi-process lockfile',
+  'Device or resource busy',
+];
+
+export function classifyExit(stage: StageName, outcome: ExitOutcome): ExitVerdict {
+  const tail = outcome.logTail.slice(-20).join('\n');
+  const withLog = (text: string) => (tail === '' ? text : `${text}; last log lines:\n${tail}`);
+  if (outcome.hung) return { ok: false, type: FailureType.StageHang, message: withLog(`${stage} made no progress and was stopped`) };
+  if (outcome.exitCode === 0) return { ok: true };
+  if (outcome.exitCode === null) {
+    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${stage} vanished without an exit status`) };
+  }
+  if (outcome.oomKilled || outcome.exitCode === 137) {
+    return { ok: false, type: FailureType.StageOutOfMemory, message: withLog(`${stage} was killed for memory (exit ${outcome.exitCode})`) };
+  }
+  if (TPU_BUSY.some((marker) => tail.includes(marker))) {
+    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${stage} found the TPU busy`) };
+  }
+  return { ok: false, type: FailureType.StageCodeError, message: withLog(`${stage} exited with code ${outcome.exitCode}`) };
+}

@@ -1,0 +1,343 @@
+/**
+ * The pipeline input: ONE JSON object (the Web UI's start form and `temporal workflow start
+ * --input` both pass exactly one). Every field is validated here; unknown keys are errors.
+ * Defaults reproduce the settings of the TPU guide (../shared/spec/recogdrive-tpu-guide.md).
+ */
+import { z } from 'zod';
+import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
+import { OVERRIDE_ALLOW_LIST, SAFE_OVERRIDE_TEXT } from './overrides.ts';
+import { parseDuration } from './duration.ts';
+
+// ---- scalar formats --------------------------------------------------------------------
+
+const Experiment = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,38}[a-z0-9]$/, 'use 2-40 lowercase letters, digits or dashes, starting with a letter');
+
+const SAFE_PATH_CHARS = /^[A-Za-z0-9._/@+=-]+$/;
+const hasDotDot = (p: string): boolean => p.split('/').includes('..');
+
+/** A path as the container sees it: absolute, or relative to the container workdir (/recogdrive). */
+const ContainerPath = z
+  .string()
+  .min(1)
+  .regex(SAFE_PATH_CHARS, 'only letters, digits and . _ / @ + = - are allowed in paths')
+  .refine((p) => !hasDotDot(p), 'must not contain a ".." segment');
+
+/** A path on the worker host (the source of a bind mount). */
+const HostPath = ContainerPath.refine((p) => p.startsWith('/'), 'must be an absolute path');
+
+const ImageRef = z
+  .string()
+  .max(255)
+  .regex(
+    /^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$/,
+    'not a valid image reference (registry/path:tag or @sha256:digest)',
+  );
+
+/** Where stage outputs live: a Cloud Storage prefix or a local directory. No trailing slash. */
+export const ArtifactUri = z
+  .string()
+  .regex(
+    /^(gs:\/\/[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](\/[A-Za-z0-9._=+@-]+)*|file:\/\/(\/[A-Za-z0-9._=+@-]+)+)\/?$/,
+    'must be gs://bucket[/prefix] or file:///absolute/path',
+  )
+  .refine((u) => !hasDotDot(u.replace(/^[a-z]+:\/\//, '')), 'must not contain a ".." segment')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+const Zone = z.string().regex(/^[a-z]+-[a-z]+[0-9]+-[a-z]$/, 'not a zone name like us-east5-b');
+const ProjectId = z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'not a Google Cloud project id');
+
+/** Milliseconds, or a string such as "90s", "2 minutes", "7 days". Parsed to milliseconds. */
+const Duration = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'not a duration (e.g. 90s, 30 minutes, 7 days, or milliseconds)' });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const Split = z.enum(['navtrain', 'navtest', 'navmini']);
+const PositiveInt = z.number().int().positive();
+const LearningRate = z.number().positive().max(1);
+
+// ---- compute ---------------------------------------------------------------------------
+
+export const V6E_ACCELERATORS = ['v6e-1', 'v6e-4', 'v6e-8', 'v6e-16', 'v6e-32', 'v6e-64', 'v6e-128', 'v6e-256'] as const;
+
+/** Behaviour of the embedded stage simulator (local backend only): duration and injected faults. */
+const Simulation = z.strictObject({
+  durationMs: z.number().int().min(0).max(3_600_000).default(1500),
+  fault: z
+    .strictObject({
+      kind: z.enum(['crash', 'hang', 'oom', 'partial']),
+      /** Fraction of the stage's work done before the fault, 0..1. */
+      at: z.number().min(0).max(1).default(0.5),
+      /** Attempts the fault applies to (1-based); all attempts when omitted. */
+      attempts: z.array(PositiveInt).optional(),
+    })
+    .optional(),
+});
+
+const LocalCompute = z.strictObject({
+  backend: z.literal('local'),
+  simulate: Simulation.prefault({}),
+});
+
+const TpuCompute = z.strictObject({
+  backend: z.literal('tpu-api'),
+  accelerator: z.enum(V6E_ACCELERATORS),
+  zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
+  spot: z.boolean().default(false),
+  runtimeVersion: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9.-]*$/)
+    .default('v2-alpha-tpuv6e'),
+});
+
+const ComputeEngine = z.strictObject({
+  backend: z.literal('compute-engine'),
+  machineType: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'not a machine type like n2-standard-32'),
+  zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
+  spot: z.boolean().default(false),
+});
+
+const StaticHost = z.strictObject({
+  address: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'not a host name or IP address'),
+  port: z.number().int().min(1).max(65535).default(22),
+  user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'not a user name'),
+});
+
+const StaticCompute = z.strictObject({
+  backend: z.literal('static'),
+  hosts: z.array(StaticHost).min(1),
+});
+
+export const ComputeSpec = z.discriminatedUnion('backend', [LocalCompute, TpuCompute, ComputeEngine, StaticCompute]);
+export type ComputeSpec = z.output<typeof ComputeSpec>;
+export type ComputeBackend = ComputeSpec['backend'];
+const GCP_BACKENDS: readonly ComputeBackend[] = ['tpu-api', 'compute-engine'];
+
+// ---- per-stage settings ----------------------------------------------------------------
+
+function overridesFor(stage: StageName) {
+  const allowed = OVERRIDE_ALLOW_LIST[stage];
+  return z
+    .record(
+      z.string().refine((k) => allowed.includes(k), {
+        message: `not an allowed override for ${stage} (allowed: ${allowed.join(', ')})`,
+      }),
+      z.union([
+        z.string().regex(SAFE_OVERRIDE_TEXT, 'override values may not contain quotes, backslashes, control characters or "${"'),
+        z.number().finite(),
+        z.boolean(),
+      ]),
+    )
+    .default({});
+}
+
+/** What every stage has: where it runs, how often an infrastructure failure may be retried, limits. */
+function common(stage: StageName) {
+  return {
+    compute: ComputeSpec.prefault({ backend: 'local' }),
+    overrides: overridesFor(stage),
+    /** Attempts on fresh compute after an infrastructure failure (preemption, lost host, hang). */
+    maxAttempts: z.number().int().min(1).max(20).default(3),
+    /** Wall-clock budget of one attempt. */
+    timeout: Duration.prefault('7 days'),
+    /** No progress line for this long means the stage hangs. */
+    hangTimeout: Duration.prefault('1 hour'),
+  };
+}
+
+const Stage1 = z.strictObject({
+  ...common('stage1'),
+  convStyle: z.string().regex(/^[a-z0-9_.]+$/).default('internvl2_5'),
+  forceImageSize: PositiveInt.default(448),
+  maxDynamicPatch: PositiveInt.default(1),
+  downSampleRatio: z.number().positive().max(1).default(0.5),
+  bf16: z.boolean().default(true),
+  epochs: PositiveInt.default(1),
+  perDeviceBatchSize: PositiveInt.default(1),
+  gradientAccumulationSteps: PositiveInt.default(1),
+  learningRate: LearningRate.default(4e-5),
+  weightDecay: z.number().min(0).max(1).default(0.05),
+  warmupRatio: z.number().min(0).max(1).default(0),
+  loggingSteps: PositiveInt.default(1),
+  maxSeqLength: PositiveInt.default(2048),
+  gradCheckpoint: z.boolean().default(false),
+  groupByLength: z.boolean().default(false),
+  dynamicImageSize: z.boolean().default(false),
+  useThumbnail: z.boolean().default(false),
+  psVersion: z.enum(['v1', 'v2']).default('v2'),
+});
+
+const FeatureCache = z.strictObject({
+  ...common('featureCache'),
+  split: Split.default('navtrain'),
+  /** VLM the cache is computed with (HF directory). The TPU guide uses the base model. */
+  vlmPath: ContainerPath.optional(),
+  vlmType: z.enum(['internvl', 'qwen']).default('internvl'),
+  batchSize: PositiveInt.default(4),
+  numWorkers: z.number().int().min(0).default(0),
+  experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('caching_job'),
+  /** Token folders the cache must hold; default per split (see pipeline/contracts/feature-cache.ts). */
+  expectedTokens: PositiveInt.optional(),
+});
+
+const DitSettings = {
+  learningRate: LearningRate.default(1e-4),
+  ditType: z.enum(['small', 'large']).default('small'),
+  vlmSize: z.enum(['small', 'large']).default('small'),
+  vlmType: z.enum(['internvl', 'qwen']).default('internvl'),
+  samplingMethod: z.enum(['ddim', 'ddpm']).default('ddim'),
+  camType: z.enum(['single', 'multi']).default('single'),
+  cacheHiddenState: z.boolean().default(true),
+  split: Split.default('navtrain'),
+  numWorkers: z.number().int().min(0).default(0),
+};
+
+const Stage2 = z.strictObject({
+  ...common('stage2'),
+  ...DitSettings,
+  epochs: PositiveInt.default(2),
+  batchSize: PositiveInt.optional(),
+  experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stage2_training'),
+});
+
+const MetricCache = z.strictObject({
+  ...common('metricCache'),
+  split: Split.default('navtrain'),
+  worker: z.enum(['ray_distributed_no_torch', 'single_machine_thread_pool']).default('ray_distributed_no_torch'),
+  maxWorkers: PositiveInt.optional(),
+  expectedTokens: PositiveInt.optional(),
+});
+
+const Stage3 = z.strictObject({
+  ...common('stage3'),
+  ...DitSettings,
+  epochs: PositiveInt.default(10),
+  batchSize: PositiveInt.default(8),
+  experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stage3_grpo'),
+});
+
+const Eval = z.strictObject({
+  ...common('eval'),
+  ...DitSettings,
+  split: Split.default('navtest'),
+  experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('recogdrive_agent_eval'),
+  /** Hidden-state cache of the evaluation split (not the training cache). */
+  featureCachePath: ContainerPath.default('/recogdrive/data/navtest_cache'),
+  /** Metric cache of the evaluation split. */
+  metricCachePath: ContainerPath.default('/recogdrive/data/navtest_metric_cache'),
+  expectedTokens: PositiveInt.optional(),
+  maxFailedTokens: z.number().int().min(0).default(0),
+});
+
+// ---- the whole input -------------------------------------------------------------------
+
+const Paths = z.strictObject({
+  /** Host directory mounted at /recogdrive in every stage container (the repo + data checkout). */
+  hostRepoDir: HostPath,
+  model: ContainerPath.default('models/InternVL3-2B'),
+  metaPath: ContainerPath.default('data/meta.json'),
+  navsimExpRoot: ContainerPath.default('/recogdrive/tests/work_dirs'),
+  openSceneDataRoot: ContainerPath.default('/recogdrive/tests/dummy_data'),
+  mapsRoot: ContainerPath.default('/recogdrive/tests/dummy_maps'),
+  mapVersion: z.string().regex(/^[A-Za-z0-9._-]+$/).default('nuplan-maps-v1.0'),
+});
+
+const Images = z.strictObject({
+  stage1: ImageRef.default('us-east5-docker.pkg.dev/grhuang-02/xiaomi-tpu/recogdrive-tpu:stage1'),
+  unified: ImageRef.default('us-east5-docker.pkg.dev/grhuang-02/xiaomi-tpu/recogdrive-tpu:unified'),
+});
+
+const Orchestration = z.strictObject({
+  /** A worker that stops heartbeating for this long is presumed dead; its activity is retried elsewhere. */
+  heartbeatTimeout: Duration.prefault('2 minutes'),
+  /** How often a running stage reports progress to the run's `status` query. */
+  progressInterval: Duration.prefault('1 minute'),
+  /** How often a running stage is checked when no event arrives. */
+  pollInterval: Duration.prefault('30 seconds'),
+});
+
+const StagesToRun = z
+  .array(z.enum(STAGES))
+  .min(1)
+  .refine((list) => new Set(list).size === list.length, 'lists a stage twice')
+  .default([...STAGES]);
+
+export const PipelineInput = z
+  .strictObject({
+    experiment: Experiment,
+    stages: StagesToRun,
+    artifactRoot: ArtifactUri,
+    /** Outputs of stages that are not run, by URI (e.g. a feature cache made by an earlier run). */
+    providedArtifacts: z.partialRecord(z.enum(STAGES), ArtifactUri).default({}),
+    gcp: z.strictObject({ project: ProjectId }).optional(),
+    paths: Paths,
+    images: Images.prefault({}),
+    stage1: Stage1.prefault({}),
+    featureCache: FeatureCache.prefault({}),
+    stage2: Stage2.prefault({}),
+    metricCache: MetricCache.prefault({}),
+    stage3: Stage3.prefault({}),
+    eval: Eval.prefault({}),
+    orchestration: Orchestration.prefault({}),
+  })
+  .superRefine((input, ctx) => {
+    const selected = new Set<StageName>(input.stages);
+    for (const stage of input.stages) {
+      for (const dep of STAGE_DEPENDENCIES[stage]) {
+        if (!selected.has(dep) && input.providedArtifacts[dep] === undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['providedArtifacts', dep],
+            message: `${stage} reads the output of ${dep}: add "${dep}" to stages or give providedArtifacts.${dep}`,
+          });
+        }
+      }
+      if (input.providedArtifacts[stage] !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['providedArtifacts', stage],
+          message: `${stage} is both run and provided; drop one`,
+        });
+      }
+      const backend = input[stage].compute.backend;
+      if (GCP_BACKENDS.includes(backend) && input.gcp === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['gcp', 'project'],
+          message: `${stage} runs on ${backend}, which needs gcp.project`,
+        });
+      }
+    }
+  });
+
+export type PipelineInputRaw = z.input<typeof PipelineInput>;
+export type PipelineConfig = z.output<typeof PipelineInput>;
+export type Stage1Config = PipelineConfig['stage1'];
+export type SimulationConfig = z.output<typeof Simulation>;
+
+export class InvalidPipelineInput extends Error {
+  readonly issues: readonly string[];
+  constructor(issues: readonly string[]) {
+    super(`invalid pipeline input:\n  - ${issues.join('\n  - ')}`);
+    this.name = 'InvalidPipelineInput';
+    this.issues = issues;
+  }
+}
+
+/** Parses a raw input; throws InvalidPipelineInput listing every failing field by path. */
+export function parsePipelineInput(raw: unknown): PipelineConfig {
+  const result = PipelineInput.safeParse(raw);
+  if (result.success) return result.data;
+  throw new InvalidPipelineInput(
+    result.error.issues.map((issue) => {
+      const path = issue.path.map(String).join('.');
+      return `${path === '' ? '(input)' : path}: ${issue.message}`;
+    }),
+  );
+}

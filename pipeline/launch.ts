@@ -1,0 +1,112 @@
+/** The complete launch spec of a stage: image, argv, env, mounts, docker flags. Pure. */
+import { join as shellJoin } from 'shlex';
+import { CONTRACTS } from './contracts/index.ts';
+import { REPO_MOUNT } from './contracts/args.ts';
+import { containerName } from './naming.ts';
+import type { PipelineConfig } from './input.ts';
+import type { StageName } from './stages.ts';
+
+export type MountSource = { kind: 'host'; path: string } | { kind: 'artifact'; uri: string };
+
+export interface Mount {
+  source: MountSource;
+  target: string;
+  readOnly: boolean;
+}
+
+export interface LaunchSpec {
+  stage: StageName;
+  contractVersion: number;
+  image: string;
+  containerName: string;
+  workdir: string;
+  /** Flags common to every stage (TPU guide: privileged for /dev/vfio, host network) plus the stage's own. */
+  dockerFlags: string[];
+  mounts: Mount[];
+  env: Record<string, string>;
+  /** Argv after the image. */
+  command: string[];
+  /** Which arguments of the trainer the orchestrator added (not part of the TPU guide's command). */
+  addedArgs: string[];
+  output: { uri: string; containerPath: string };
+}
+
+/** The guide runs with --rm; we keep exited containers so a restarted watcher can still read the exit code. */
+export const COMMON_DOCKER_FLAGS = ['--privileged', '--net=host'] as const;
+
+export function buildLaunchSpec(
+  config: PipelineConfig,
+  runId: string,
+  stage: StageName,
+  artifactUris: Readonly<Partial<Record<StageName, string>>>,
+): LaunchSpec {
+  const contract = CONTRACTS[stage];
+  const rendered = contract.render(config);
+  const outputUri = artifactUris[stage];
+  if (outputUri === undefined) throw new Error(`no artifact URI for ${stage}`);
+
+  const inputMounts: Mount[] = rendered.inputs.map((input) => {
+    const uri = artifactUris[input.stage];
+    if (uri === undefined) throw new Error(`${stage} reads ${input.stage}, which has no artifact URI`);
+    return { source: { kind: 'artifact', uri }, target: input.containerPath, readOnly: true };
+  });
+
+  const script = ['python', contract.script, ...rendered.args, ...rendered.addedArgs];
+  const command =
+    contract.runtimeFixes.length === 0
+      ? script
+      : ['/bin/bash', '-c', [...contract.runtimeFixes.map((fix) => shellJoin(fix)), shellJoin(script)].join(' && ')];
+
+  return {
+    stage,
+    contractVersion: contract.version,
+    image: config.images[contract.image],
+    containerName: containerName(runId, stage),
+    workdir: REPO_MOUNT,
+    dockerFlags: [...COMMON_DOCKER_FLAGS, ...rendered.extraDockerFlags],
+    mounts: [
+      { source: { kind: 'host', path: config.paths.hostRepoDir }, target: REPO_MOUNT, readOnly: false },
+      ...inputMounts,
+      { source: { kind: 'artifact', uri: outputUri }, target: contract.outputPath(config), readOnly: false },
+    ],
+    env: rendered.env,
+    command,
+    addedArgs: rendered.addedArgs,
+    output: { uri: outputUri, containerPath: contract.outputPath(config) },
+  };
+}
+
+/**
+ * `docker run` argv (without the leading "docker") for a launch spec. `hostPathOf` says where an
+ * artifact URI is visible on the worker host (a gcsfuse mount, or the directory of a file:// URI).
+ */
+export function dockerRunArgs(
+  spec: LaunchSpec,
+  hostPathOf: (source: MountSource) => string,
+  mode: { detach: boolean } = { detach: true },
+): string[] {
+  return [
+    'run',
+    ...(mode.detach ? ['-d', '--name', spec.containerName] : ['--rm']),
+    ...spec.dockerFlags,
+    '--workdir',
+    spec.workdir,
+    ...spec.mounts.flatMap((m) => ['-v', `${hostPathOf(m.source)}:${m.target}${m.readOnly ? ':ro' : ''}`]),
+    ...Object.entries(spec.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
+    spec.image,
+    ...spec.command,
+  ];
+}
+
+/** Where a mount source appears on a host that sees artifact URIs under `artifactMountRoot`. */
+export function defaultHostPath(source: MountSource, artifactMountRoot = '/mnt/artifacts'): string {
+  if (source.kind === 'host') return source.path;
+  if (source.uri.startsWith('file://')) return source.uri.slice('file://'.length);
+  // gs://bucket/prefix is mounted with gcsfuse at <root>/bucket on the worker host.
+  return `${artifactMountRoot}/${source.uri.slice('gs://'.length)}`;
+}
+
+/** A human-readable one-line `docker run` command (shell-quoted). */
+export function dockerRunCommandLine(spec: LaunchSpec): string {
+  return shellJoin(['docker', ...dockerRunArgs(spec, (s) => defaultHostPath(s))]);
+}

@@ -1,0 +1,67 @@
+/**
+ * Every external name is derived from (run id, stage, attempt), never random, so a retried or
+ * restarted step finds what an earlier try created instead of creating a second one.
+ */
+import { STAGE_SLUGS, type StageName } from './stages.ts';
+
+/** FNV-1a, 32 bit: a short, stable disambiguator for names that had to be shortened or cleaned. */
+export function shortHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash.toString(16).padStart(8, '0');
+}
+
+/**
+ * A DNS-label-safe form of a run id ([a-z0-9-], at most `max` characters). When cleaning or
+ * shortening changed the id, a hash of the original keeps distinct ids distinct.
+ */
+export function runSlug(runId: string, max = 40): string {
+  const cleaned = runId
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (cleaned === runId && cleaned.length <= max && cleaned.length > 0) return cleaned;
+  const hash = shortHash(runId);
+  const room = max - hash.length - 1;
+  const head = cleaned.slice(0, room).replace(/-+$/, '');
+  return head.length > 0 ? `${head}-${hash}` : `r-${hash}`;
+}
+
+/** Child workflow id of one stage of a run. */
+export function stageWorkflowId(runId: string, stage: StageName): string {
+  return `${runId}/${stage}`;
+}
+
+/** VM / TPU node name: rd-<run>-<stage>-<attempt>, at most 61 characters (GCE allows 63). */
+export function computeName(runId: string, stage: StageName, attempt: number): string {
+  return `rd-${runSlug(runId, 40)}-${STAGE_SLUGS[stage]}-${attempt}`;
+}
+
+/** Container name on every worker of the stage's compute: rd-<run>-<stage>. */
+export function containerName(runId: string, stage: StageName): string {
+  return `rd-${runSlug(runId, 40)}-${STAGE_SLUGS[stage]}`;
+}
+
+/** Folder of a run under the artifact root. */
+export function runArtifactsUri(artifactRoot: string, runId: string): string {
+  return `${artifactRoot}/runs/${runSlug(runId, 80)}`;
+}
+
+/** Where a stage of a run writes its outputs. */
+export function stageArtifactUri(artifactRoot: string, runId: string, stage: StageName): string {
+  return `${runArtifactsUri(artifactRoot, runId)}/${STAGE_SLUGS[stage]}`;
+}
+
+/** Where the log of one attempt of a stage (one worker) is kept after the compute is gone. */
+export function stageLogUri(artifactRoot: string, runId: string, stage: StageName, attempt: number, worker = 0): string {
+  return `${runArtifactsUri(artifactRoot, runId)}/logs/${STAGE_SLUGS[stage]}/attempt-${attempt}-worker-${worker}.log`;
+}
+
+/** A run id for a run started by hand: <experiment>-<UTC yyyymmdd-hhmmss>. */
+export function defaultRunId(experiment: string, at: Date): string {
+  const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${experiment}-${stamp}`;
+}

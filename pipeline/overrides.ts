@@ -1,0 +1,64 @@
+/**
+ * Free-form hyper-parameter overrides: the escape hatch for knobs the typed input does not
+ * name. Keys come from a per-stage allow-list (so an override can never replace a path, an
+ * input artifact or a typed field), values are scalars whose text cannot leave its argument:
+ * it is passed as one argv element (never through a shell) and, for hydra, as a quoted string.
+ */
+import type { StageName } from './stages.ts';
+
+/** Hydra keys (hydra stages) or HuggingFace argument names (stage1) a user may override. */
+export const OVERRIDE_ALLOW_LIST: Readonly<Record<StageName, readonly string[]>> = {
+  stage1: [
+    'save_steps',
+    'max_steps',
+    'dataloader_num_workers',
+    'freeze_llm',
+    'freeze_backbone',
+    'freeze_mlp',
+    'unfreeze_vit_layers',
+    'use_llm_lora',
+    'vision_select_layer',
+    'tensorboard_id',
+    'seed',
+  ],
+  featureCache: ['seed', 'experiment_uid'],
+  stage2: [
+    'seed',
+    'trainer.params.accumulate_grad_batches',
+    'trainer.params.gradient_clip_val',
+    'trainer.params.precision',
+  ],
+  metricCache: ['cache.force_feature_computation', 'worker.threads_per_node', 'seed'],
+  stage3: [
+    'seed',
+    'trainer.params.accumulate_grad_batches',
+    'trainer.params.gradient_clip_val',
+    'agent.grpo_cfg.bc_coeff',
+    'agent.grpo_cfg.sample_time',
+  ],
+  eval: ['seed', 'worker.threads_per_node'],
+};
+
+/**
+ * Text an override value may hold: printable characters except quotes, backslash and `${`
+ * (hydra/OmegaConf interpolation). Shell metacharacters such as `;`, backticks or `$(` are
+ * allowed on purpose: they reach the stage as literal text because nothing ever evaluates them.
+ */
+// eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+export const SAFE_OVERRIDE_TEXT = /^(?!.*\$\{)[^\u0000-\u001f\u007f'"\\]{0,256}$/;
+
+export type OverrideValue = string | number | boolean;
+
+/** Hydra quoting: strings become quoted literals so `,`, `[` or spaces are not parsed as syntax. */
+export function hydraValue(value: OverrideValue): string {
+  if (typeof value === 'string') return `'${value}'`;
+  if (typeof value === 'boolean') return value ? 'True' : 'False';
+  return formatNumber(value);
+}
+
+/** Numbers as the upstream scripts write them (4e-5 rather than 0.00004). */
+export function formatNumber(value: number): string {
+  if (Number.isInteger(value)) return String(value);
+  const abs = Math.abs(value);
+  return abs !== 0 && abs < 1e-3 ? value.toExponential() : String(value);
+}

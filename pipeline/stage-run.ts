@@ -1,0 +1,77 @@
+/** Input and result of one stage workflow: everything it needs, resolved by the planner. */
+import type { VerificationSpec } from './contracts/index.ts';
+import type { ComputeSpec, PipelineConfig } from './input.ts';
+import type { LaunchSpec } from './launch.ts';
+import type { PlannedStage, StageLimits } from './plan.ts';
+import type { ProgressHints } from './progress.ts';
+import type { StageName } from './stages.ts';
+
+export interface OrchestrationSettings {
+  heartbeatTimeoutMs: number;
+  progressIntervalMs: number;
+  pollIntervalMs: number;
+}
+
+export interface StageRunInput {
+  runId: string;
+  stage: StageName;
+  launch: LaunchSpec;
+  compute: ComputeSpec;
+  verification: VerificationSpec;
+  limits: StageLimits;
+  progressHints: ProgressHints;
+  orchestration: OrchestrationSettings;
+}
+
+export interface StageResult {
+  stage: StageName;
+  artifactUri: string;
+  attempts: number;
+  computeName: string;
+  /** What verification counted (tokens, checkpoints, rows...). */
+  outputs: Record<string, number | string>;
+  /** Epoch milliseconds when the stage's process started and exited (as the watcher saw it). */
+  startedAt: number;
+  exitedAt: number;
+}
+
+/** Builds the input of a stage workflow from a RUN decision of the plan. */
+export function stageRunInput(config: PipelineConfig, runId: string, planned: PlannedStage): StageRunInput {
+  const { launch, compute, verification, limits } = planned;
+  if (launch === undefined || compute === undefined || verification === undefined || limits === undefined) {
+    throw new Error(`stage ${planned.stage} is not planned to run`);
+  }
+  return {
+    runId,
+    stage: planned.stage,
+    launch,
+    compute: compute satisfies ComputeSpec,
+    verification,
+    limits,
+    progressHints: progressHintsFor(config, planned.stage),
+    orchestration: {
+      heartbeatTimeoutMs: config.orchestration.heartbeatTimeout,
+      progressIntervalMs: config.orchestration.progressInterval,
+      pollIntervalMs: config.orchestration.pollInterval,
+    },
+  };
+}
+
+/** What the progress parser needs to turn step counts into a fraction. */
+export function progressHintsFor(config: PipelineConfig, stage: StageName): ProgressHints {
+  switch (stage) {
+    case 'stage1':
+      return {
+        epochs: config.stage1.epochs,
+        batchSize: config.stage1.perDeviceBatchSize,
+        gradientAccumulation: config.stage1.gradientAccumulationSteps,
+      };
+    case 'stage2':
+      // 16 is the dataloader default of default_training.yaml when batch_size is not passed.
+      return { epochs: config.stage2.epochs, batchSize: config.stage2.batchSize ?? 16 };
+    case 'stage3':
+      return { epochs: config.stage3.epochs, batchSize: config.stage3.batchSize };
+    default:
+      return {};
+  }
+}

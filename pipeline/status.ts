@@ -1,0 +1,63 @@
+/** What the `status` queries return: the state of a run and of each of its stages. */
+import type { Progress } from './progress.ts';
+import type { StageDecision } from './plan.ts';
+import type { StageName } from './stages.ts';
+
+export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'provided';
+export type StagePhase = 'acquiring' | 'launching' | 'running' | 'verifying' | 'releasing';
+export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+export interface StageStatus {
+  stage: StageName;
+  decision: StageDecision;
+  state: StageState;
+  phase?: StagePhase;
+  attempt: number;
+  progress?: Progress;
+  artifactUri?: string;
+  workflowId?: string;
+  computeName?: string;
+  startedAt?: string;
+  endedAt?: string;
+  error?: string;
+}
+
+export interface RunStatus {
+  runId: string;
+  experiment: string;
+  state: RunState;
+  startedAt: string;
+  endedAt?: string;
+  error?: string;
+  stages: StageStatus[];
+}
+
+/** What a stage workflow (or its watcher) tells the run about itself. */
+export interface StageUpdate {
+  stage: StageName;
+  attempt: number;
+  phase?: StagePhase;
+  computeName?: string;
+  progress?: Progress;
+}
+
+/** What a successful run returns: every artifact with its producer stage. */
+export interface RunSummary {
+  runId: string;
+  experiment: string;
+  startedAt: string;
+  endedAt: string;
+  stages: Array<{
+    stage: StageName;
+    decision: StageDecision;
+    artifactUri?: string;
+    attempts?: number;
+    computeName?: string;
+    outputs?: Record<string, number | string>;
+    /** Wall time of the stage's process, as the watcher saw it. */
+    workMs?: number;
+    /** Epoch milliseconds the stage's process started and exited. */
+    processStartedAt?: number;
+    processExitedAt?: number;
+  }>;
+}

@@ -1,0 +1,29 @@
+/** Shared checks of the workflow tests: nothing leaked, failures carry their stage and type. */
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { processesMentioning, type TestEnv } from './local-env.ts';
+
+/** No compute lease and no stage process is left behind by a run. */
+export async function assertNothingLeaked(env: TestEnv): Promise<void> {
+  assert.deepEqual(await env.compute.list(), [], 'no compute lease is left');
+  assert.deepEqual(await processesMentioning(env.dataDir), [], 'no stage process is left running');
+}
+
+/** The run's failure, with the failed stage and the stage's failure type from StageFailed's details. */
+export async function runFailure(result: Promise<unknown>): Promise<{ message: string; type: string | undefined; stage?: string; stageType?: string }> {
+  const error = await result.then(
+    () => assert.fail('the run succeeded'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof WorkflowFailedError, `expected WorkflowFailedError, got ${String(error)}`);
+  const cause = error.cause;
+  assert.ok(cause instanceof ApplicationFailure, `expected ApplicationFailure, got ${String(cause)}`);
+  const detail = cause.details?.[0] as { stage?: string; type?: string } | undefined;
+  return {
+    message: cause.message,
+    type: cause.type ?? undefined,
+    ...(detail?.stage === undefined ? {} : { stage: detail.stage }),
+    ...(detail?.type === undefined ? {} : { stageType: detail.type }),
+  };
+}

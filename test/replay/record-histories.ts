@@ -1,0 +1,29 @@
+/**
+ * `npm run record-histories`: runs pipelines on a real Temporal server and saves their event
+ * histories as replay fixtures. Re-record only when a workflow change is deliberate AND guarded
+ * with patched() for runs in flight; the replay test fails on any unguarded change.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+import { startTestEnv } from '../helpers/local-env.ts';
+
+export const HISTORY_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+
+const env = await startTestEnv();
+try {
+  const ok = await env.start('replay-success', env.input({ durationMs: 300 }));
+  const failing = await env.start('replay-failure', env.input({ durationMs: 300, simulate: { featureCache: { fault: { kind: 'crash' } } } }));
+  await ok.result();
+  await failing.result().catch(() => {});
+  await mkdir(HISTORY_DIR, { recursive: true });
+  for (const workflowId of ['replay-success', 'replay-success/stage3', 'replay-failure', 'replay-failure/featureCache']) {
+    const history = await env.stack.client.workflow.getHandle(workflowId).fetchHistory();
+    const file = join(HISTORY_DIR, `${workflowId.replace('/', '--')}.json`);
+    await writeFile(file, JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1));
+    console.log(`recorded ${file} (${history.events?.length} events)`);
+  }
+} finally {
+  await env.close();
+}

@@ -1,0 +1,22 @@
+/** Recorded pipeline histories replay against the current workflow code: a non-deterministic change fails here. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Worker } from '@temporalio/worker';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+import { workflowBundle } from '../helpers/local-env.ts';
+
+const HISTORY_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+const files = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json')).sort();
+
+test('there are recorded histories of a successful and of a failed run', () => {
+  assert.ok(files.includes('replay-success.json') && files.includes('replay-failure.json'), files.join(', '));
+});
+
+for (const file of files) {
+  test(`recorded history ${file} replays without a determinism error`, async () => {
+    const { workflowId, history } = JSON.parse(await readFile(join(HISTORY_DIR, file), 'utf8')) as { workflowId: string; history: unknown };
+    await Worker.runReplayHistory({ workflowBundle: await workflowBundle() }, history, workflowId);
+  });
+}

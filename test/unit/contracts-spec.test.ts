@@ -1,0 +1,131 @@
+/**
+ * The plan for the TPU guide's settings renders the guide's own commands. The guide's text is
+ * parsed as a shell would parse it; the differences allowed are each named here:
+ *  - typo: the stray space inside cache_path=" /recogdrive/data/cache_output";
+ *  - `:$PYTHONPATH` is expanded by the VM host's shell (empty on a fresh VM), so it is dropped;
+ *  - `$(pwd)/recogdrive` is the input's paths.hostRepoDir;
+ *  - `--rm` becomes `-d --name <container>`: the container must outlive its exit so a restarted
+ *    watcher can read the exit code;
+ *  - additions: artifact mounts (inputs read-only, the output) and the contract's addedArgs.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { split } from 'shlex';
+import { parsePipelineInput } from '../../pipeline/input.ts';
+import { buildPlan } from '../../pipeline/plan.ts';
+import { defaultHostPath, dockerRunArgs, type LaunchSpec } from '../../pipeline/launch.ts';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+
+const FIXTURE = join(PROJECT_ROOT, 'test', 'fixtures', 'spec-commands.md');
+const GUIDE = join(PROJECT_ROOT, '..', 'shared', 'spec', 'recogdrive-tpu-guide.md');
+const HOST_REPO = '/home/recogdrive/recogdrive';
+
+function codeBlocks(markdown: string): string[] {
+  return [...markdown.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]!);
+}
+
+interface DockerRun {
+  flags: string[];
+  workdir: string;
+  mounts: string[];
+  env: string[];
+  image: string;
+  command: string[];
+}
+
+/** The `docker run` of a guide block, parsed like the remote shell parses it. */
+function parseGuideCommand(block: string): DockerRun {
+  const joined = block.replace(/\\\n/g, ' ');
+  const remote = /--command=\\'([\s\S]*)\\'/.exec(joined)?.[1];
+  assert.ok(remote, 'guide block has a --command');
+  const fixed = remote.replaceAll('\\"', '"').replaceAll('=" /recogdrive', '="/recogdrive');
+  const words = split(fixed);
+  assert.deepEqual(words.slice(0, 2), ['docker', 'run']);
+  return parseDockerRun(words.slice(2), (w) => w.replace(':$PYTHONPATH', '').replace('$(pwd)/recogdrive', HOST_REPO));
+}
+
+function parseDockerRun(args: string[], normalize: (word: string) => string = (w) => w): DockerRun {
+  const run: DockerRun = { flags: [], workdir: '', mounts: [], env: [], image: '', command: [] };
+  for (let i = 0; i < args.length; i++) {
+    const word = args[i]!;
+    if (word === '--workdir') run.workdir = args[++i]!;
+    else if (word === '-v') run.mounts.push(normalize(args[++i]!));
+    else if (word === '-e') run.env.push(normalize(args[++i]!));
+    else if (word === '--name') run.flags.push(`--name=${args[++i]}`);
+    else if (word.startsWith('-')) run.flags.push(word);
+    else {
+      run.image = word;
+      run.command = args.slice(i + 1);
+      break;
+    }
+  }
+  return run;
+}
+
+/** The script's argv, unwrapping the guide's `/bin/bash -c "<fixes> && python ..."`. */
+function scriptArgv(command: string[]): { fixes: string[]; argv: string[] } {
+  if (command[0] !== '/bin/bash') return { fixes: [], argv: command };
+  const parts = command[2]!.split(' && ');
+  return { fixes: parts.slice(0, -1), argv: split(parts.at(-1)!) };
+}
+
+const plan = buildPlan(parsePipelineInput(JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8'))), 'spec-run');
+const launchOf = (stage: string): LaunchSpec => plan.stages.find((s) => s.stage === stage)!.launch!;
+
+for (const [index, stage] of (['stage1', 'featureCache', 'stage2'] as const).entries()) {
+  test(`plan for the guide's settings renders the guide's ${stage} command`, () => {
+    const guide = parseGuideCommand(codeBlocks(readFileSync(FIXTURE, 'utf8'))[index]!);
+    const launch = launchOf(stage);
+    const [verb, ...args] = dockerRunArgs(launch, (s) => defaultHostPath(s));
+    assert.equal(verb, 'run');
+    const ours = parseDockerRun(args);
+
+    assert.deepEqual(
+      [...ours.flags].sort(),
+      ['-d', `--name=${launch.containerName}`, ...guide.flags.filter((f) => f !== '--rm')].sort(),
+      'flags: the guide\'s minus --rm, plus -d --name',
+    );
+    assert.equal(ours.workdir, guide.workdir);
+    assert.deepEqual(ours.mounts[0], guide.mounts[0], 'the repo checkout is mounted as in the guide');
+    const artifactMounts = launch.mounts.slice(1).map((m) => m.target);
+    assert.equal(ours.mounts.length, guide.mounts.length + artifactMounts.length, 'only artifact mounts are added');
+    assert.deepEqual(ours.env, guide.env);
+    assert.equal(ours.image, guide.image);
+
+    const guideScript = scriptArgv(guide.command);
+    const ourScript = scriptArgv(ours.command);
+    assert.deepEqual(ourScript.fixes, guideScript.fixes, 'runtime fixes come from the contract');
+    const added = launch.addedArgs;
+    assert.deepEqual(ourScript.argv.slice(0, ourScript.argv.length - added.length), guideScript.argv);
+    assert.deepEqual(ourScript.argv.slice(ourScript.argv.length - added.length), added);
+  });
+}
+
+test('the vendored guide commands are still verbatim in the guide', { skip: !existsSync(GUIDE) && 'guide not beside the project' }, () => {
+  const guide = readFileSync(GUIDE, 'utf8');
+  for (const block of codeBlocks(readFileSync(FIXTURE, 'utf8'))) assert.ok(guide.includes(block), 'block drifted from the guide');
+});
+
+test('stage 3 runs GRPO with the metric cache and the last Stage 2 checkpoint as reference policy', () => {
+  const launch = launchOf('stage3');
+  const argv = launch.command;
+  assert.ok(argv.includes('agent.grpo=True'));
+  assert.ok(argv.includes('agent.metric_cache_path=/recogdrive/data/metric_cache'));
+  assert.ok(argv.includes('agent.reference_policy_checkpoint=/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt'));
+  const byTarget = new Map(launch.mounts.map((m) => [m.target, m]));
+  assert.equal(byTarget.get('/recogdrive/data/metric_cache')?.readOnly, true);
+  assert.equal(byTarget.get('/recogdrive/work_dirs/stage2_output')?.readOnly, true);
+  assert.equal(byTarget.get('/recogdrive/data/cache_output')?.readOnly, true);
+  assert.deepEqual(byTarget.get('/recogdrive/work_dirs/stage2_output')?.source, {
+    kind: 'artifact',
+    uri: 'gs://my-recogdrive-artifacts/pipeline/runs/spec-run/stage2',
+  });
+});
+
+test('the hydra-core upgrade for caching is part of the feature-cache contract, not a manual step', () => {
+  const command = launchOf('featureCache').command;
+  assert.equal(command[0], '/bin/bash');
+  assert.match(command[2]!, /^pip install --upgrade hydra-core==1\.3\.2 omegaconf pytest && python /);
+});

@@ -1,0 +1,54 @@
+/** An override value full of shell syntax reaches the trainer as one literal argument and runs nothing. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parsePipelineInput } from '../../pipeline/input.ts';
+import { buildPlan } from '../../pipeline/plan.ts';
+
+const run = promisify(execFile);
+const NASTY = "; touch pwned `touch pwned2` $(touch pwned3) && touch pwned4 | x > pwned5";
+
+test('a hostile override value stays one literal argument through the feature cache\'s bash -c', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'rd-inject-'));
+  try {
+    // Stand-ins for the image's python and pip: record argv, do nothing else.
+    await writeFile(join(dir, 'python'), '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done > "$ARGV_FILE"\n');
+    await writeFile(join(dir, 'pip'), '#!/bin/sh\nexit 0\n');
+    await chmod(join(dir, 'python'), 0o755);
+    await chmod(join(dir, 'pip'), 0o755);
+    const config = parsePipelineInput({
+      experiment: 'inject',
+      artifactRoot: 'file:///tmp/a',
+      paths: { hostRepoDir: '/data/r' },
+      featureCache: { overrides: { seed: NASTY } },
+    });
+    const launch = buildPlan(config, 'inject-1').stages.find((s) => s.stage === 'featureCache')!.launch!;
+    assert.equal(launch.command[0], '/bin/bash');
+    await run('/bin/bash', launch.command.slice(1), {
+      cwd: dir,
+      env: { PATH: `${dir}:/usr/bin:/bin`, ARGV_FILE: join(dir, 'argv') },
+    });
+    const argv = (await readFile(join(dir, 'argv'), 'utf8')).trimEnd().split('\n');
+    assert.ok(argv.includes(`seed='${NASTY}'`), `argv: ${JSON.stringify(argv)}`);
+    const files = await readdir(dir);
+    assert.deepEqual(files.filter((f) => f.startsWith('pwned')), [], 'nothing in the value was executed');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hydra receives override strings quoted, so commas and brackets are not sweeps or lists', () => {
+  const config = parsePipelineInput({
+    experiment: 'inject',
+    artifactRoot: 'file:///tmp/a',
+    paths: { hostRepoDir: '/data/r' },
+    stage2: { overrides: { 'trainer.params.precision': 'bf16,32', seed: 7 } },
+  });
+  const command = buildPlan(config, 'r').stages.find((s) => s.stage === 'stage2')!.launch!.command;
+  assert.ok(command.includes("trainer.params.precision='bf16,32'"));
+  assert.ok(command.includes('seed=7'));
+});

@@ -1,0 +1,45 @@
+/** Cancelling a run stops every stage and releases all compute before the run ends. */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { runStatusQuery } from '../../workflows/messages.ts';
+import { assertNothingLeaked } from '../helpers/assertions.ts';
+import { processesMentioning, startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
+
+let env: TestEnv;
+before(async () => {
+  env = await startTestEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+test('cancelling a run mid-stage stops the running stages and releases their compute', async () => {
+  const handle = await env.start('cancel-run', env.input({ durationMs: 60_000 }));
+  await waitForStatus(handle, (s) =>
+    s.stages.filter((x) => x.stage === 'stage1' || x.stage === 'metricCache').every((x) => x.phase === 'running'),
+  );
+  assert.equal((await env.compute.list()).length, 2, 'stage1 and metricCache hold compute');
+  assert.ok((await processesMentioning(env.dataDir)).length > 0, 'their processes run');
+
+  await handle.cancel();
+  const error = await handle.result().then(
+    () => assert.fail('a cancelled run returned a result'),
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof WorkflowFailedError && error.cause instanceof CancelledFailure, `got ${String(error)}`);
+  assert.equal((await handle.describe()).status.name, 'CANCELLED');
+
+  const status = await handle.query(runStatusQuery);
+  assert.equal(status.state, 'cancelled');
+  assert.deepEqual(
+    status.stages.map((s) => s.state),
+    ['cancelled', 'cancelled', 'cancelled', 'cancelled', 'cancelled', 'cancelled'],
+  );
+  for (const stage of ['stage1', 'metricCache']) {
+    const child = await env.stack.client.workflow.getHandle(`cancel-run/${stage}`).describe();
+    assert.equal(child.status.name, 'CANCELLED');
+  }
+  await assertNothingLeaked(env);
+});

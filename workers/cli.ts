@@ -1,0 +1,209 @@
+/**
+ * `recogdrive`: plan, start, watch and cancel pipeline runs; run the worker; bring up the
+ * embedded default stack. Exit codes: 0 success, 1 the run failed, 2 bad input or usage,
+ * 3 the Temporal server could not be reached.
+ */
+import { readFile } from 'node:fs/promises';
+import { Command, CommanderError } from 'commander';
+import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { InvalidPipelineInput, parsePipelineInput } from '../pipeline/input.ts';
+import { defaultRunId } from '../pipeline/naming.ts';
+import { isStageName, type StageName } from '../pipeline/stages.ts';
+import { buildPlan } from '../pipeline/plan.ts';
+import type { RunSummary } from '../pipeline/status.ts';
+import { runStatusQuery } from '../workflows/messages.ts';
+import { configFromEnv } from './config.ts';
+import { formatPlan, formatStatus, formatSummary } from './format.ts';
+import { runLocal } from './local-command.ts';
+import { runWorker } from './worker.ts';
+
+export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
+
+class CliError extends Error {
+  readonly exitCode: number;
+  constructor(message: string, exitCode: number) {
+    super(message);
+    this.exitCode = exitCode;
+  }
+}
+
+async function readInput(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new CliError(`cannot read ${path}: ${(error as Error).message}`, EXIT.badInput);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`${path} is not valid JSON: ${(error as Error).message}`, EXIT.badInput);
+  }
+}
+
+function validate(raw: unknown) {
+  try {
+    return parsePipelineInput(raw);
+  } catch (error) {
+    if (error instanceof InvalidPipelineInput) throw new CliError(error.message, EXIT.badInput);
+    throw error;
+  }
+}
+
+async function connect(): Promise<Client> {
+  const config = configFromEnv();
+  try {
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS, connectTimeout: 5000 });
+    return new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  } catch (error) {
+    throw new CliError(`cannot reach Temporal at ${config.TEMPORAL_ADDRESS}: ${(error as Error).message}`, EXIT.unreachable);
+  }
+}
+
+function print(json: boolean, value: unknown, human: () => string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : human());
+}
+
+export function buildCli(): Command {
+  const program = new Command('recogdrive')
+    .description('Durable orchestration of the ReCogDrive training pipeline on Temporal')
+    .exitOverride()
+    .showHelpAfterError();
+
+  program
+    .command('plan')
+    .description('show what a run would do: each stage\'s decision and complete launch spec; touches no backend')
+    .requiredOption('--input <file>', 'pipeline input (one JSON object)')
+    .option('--run-id <id>', 'run id (default: <experiment>-<UTC timestamp>)')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { input: string; runId?: string; json?: boolean }) => {
+      const config = validate(await readInput(opts.input));
+      const plan = buildPlan(config, opts.runId ?? defaultRunId(config.experiment, new Date()));
+      print(opts.json === true, plan, () => formatPlan(plan));
+    });
+
+  program
+    .command('start')
+    .description('start a run (validated here first: a bad input starts nothing)')
+    .requiredOption('--input <file>', 'pipeline input (one JSON object)')
+    .option('--run-id <id>', 'run id = workflow id (default: <experiment>-<UTC timestamp>)')
+    .option('--wait', 'wait for the run to finish and print its summary')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { input: string; runId?: string; wait?: boolean; json?: boolean }) => {
+      const raw = await readInput(opts.input);
+      const config = validate(raw);
+      const runId = opts.runId ?? defaultRunId(config.experiment, new Date());
+      const client = await connect();
+      const handle = await client.workflow.start('recogdrivePipeline', {
+        workflowId: runId,
+        taskQueue: configFromEnv().RECOGDRIVE_TASK_QUEUE,
+        args: [raw],
+        // A repeated start of a running run returns it; a finished run's id is never reused.
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+      if (!opts.wait) {
+        print(opts.json === true, { runId, firstExecutionRunId: handle.firstExecutionRunId }, () => `started run ${runId}`);
+        return;
+      }
+      await waitAndPrint(client, runId, opts.json === true);
+    });
+
+  program
+    .command('status')
+    .description('per-stage state, attempt, progress and artifacts of a run')
+    .argument('<runId>')
+    .option('--json', 'machine-readable output')
+    .action(async (runId: string, opts: { json?: boolean }) => {
+      const client = await connect();
+      const status = await client.workflow.getHandle(runId).query(runStatusQuery);
+      print(opts.json === true, status, () => formatStatus(status));
+    });
+
+  program
+    .command('cancel')
+    .description('cancel a run: every stage stops and releases its compute')
+    .argument('<runId>')
+    .action(async (runId: string) => {
+      const client = await connect();
+      await client.workflow.getHandle(runId).cancel();
+      console.log(`cancellation requested for ${runId}`);
+    });
+
+  program
+    .command('worker')
+    .description('run a Temporal worker with the embedded default backend (TEMPORAL_ADDRESS, RECOGDRIVE_DATA_DIR)')
+    .action(async () => {
+      await runWorker();
+    });
+
+  program
+    .command('local')
+    .description('bring up Temporal (+ Web UI) and a worker on this machine and run the pipeline on the embedded default')
+    .option('--demo', 'exit when the run ends: 0 if it succeeded')
+    .option('--data-dir <dir>', 'where the server database, dataset, artifacts and logs go', configFromEnv().RECOGDRIVE_DATA_DIR)
+    .option('--fault <stage=kind>', 'make the simulated stage crash|hang|oom|partial (repeatable)', collectFault, {})
+    .option('--port <port>', 'Temporal gRPC port (default 7233; free ports with --demo)', parsePort)
+    .option('--ui-port <port>', 'Web UI port (default 8233; free ports with --demo)', parsePort)
+    .action(async (opts: { demo?: boolean; dataDir: string; port?: number; uiPort?: number; fault: Faults }) => {
+      const demo = opts.demo === true;
+      // npm start uses Temporal's default ports so `temporal workflow ...` finds the server; a demo must not collide.
+      const ok = await runLocal({
+        demo,
+        dataDir: opts.dataDir,
+        faults: opts.fault,
+        ...(opts.port !== undefined ? { port: opts.port } : demo ? {} : { port: 7233 }),
+        ...(opts.uiPort !== undefined ? { uiPort: opts.uiPort } : demo ? {} : { uiPort: 8233 }),
+      });
+      if (!ok) throw new CliError('the run did not succeed', EXIT.runFailed);
+    });
+
+  return program;
+}
+
+type Faults = Partial<Record<StageName, FaultKind>>;
+const FAULT_KINDS = ['crash', 'hang', 'oom', 'partial'] as const;
+type FaultKind = (typeof FAULT_KINDS)[number];
+
+function collectFault(value: string, previous: Faults): Faults {
+  const [stage = '', kind = ''] = value.split('=');
+  if (!isStageName(stage) || !(FAULT_KINDS as readonly string[]).includes(kind)) {
+    throw new CliError(`--fault takes <stage>=<${FAULT_KINDS.join('|')}>, got ${value}`, EXIT.badInput);
+  }
+  return { ...previous, [stage]: kind as FaultKind };
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new CliError(`not a port: ${value}`, EXIT.badInput);
+  return port;
+}
+
+async function waitAndPrint(client: Client, runId: string, json: boolean): Promise<void> {
+  try {
+    const summary = (await client.workflow.getHandle(runId).result()) as RunSummary;
+    print(json, summary, () => formatSummary(summary));
+  } catch (error) {
+    if (error instanceof WorkflowFailedError) {
+      throw new CliError(`run ${runId} failed: ${error.cause?.message ?? error.message}`, EXIT.runFailed);
+    }
+    throw error;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(argv, { from: 'user' });
+    return EXIT.ok;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.badInput;
+    if (error instanceof CliError) {
+      console.error(`recogdrive: ${error.message}`);
+      return error.exitCode;
+    }
+    console.error(error);
+    return EXIT.runFailed;
+  }
+}
+
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2));

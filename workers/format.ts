@@ -1,0 +1,60 @@
+/** Human-readable output of the CLI: plans, run status and run summaries. */
+import { dockerRunCommandLine } from '../pipeline/launch.ts';
+import type { Plan } from '../pipeline/plan.ts';
+import type { RunStatus, RunSummary } from '../pipeline/status.ts';
+
+export function formatPlan(plan: Plan): string {
+  const lines = [`plan for run ${plan.runId} (experiment ${plan.experiment}), artifacts under ${plan.artifactRoot}`, ''];
+  for (const stage of plan.stages) {
+    lines.push(`${stage.stage.padEnd(13)} ${stage.decision.padEnd(9)} ${stage.reason}`);
+    if (stage.artifactUri !== undefined) lines.push(`  artifacts: ${stage.artifactUri}`);
+    if (stage.compute !== undefined) lines.push(`  compute:   ${describeCompute(stage.compute)}`);
+    if (stage.launch !== undefined) lines.push(`  command:   ${dockerRunCommandLine(stage.launch)}`);
+    for (const note of stage.notes) lines.push(`  note:      ${note}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+function describeCompute(compute: NonNullable<Plan['stages'][number]['compute']>): string {
+  switch (compute.backend) {
+    case 'local':
+      return 'local (stage simulator on this machine)';
+    case 'tpu-api':
+      return `TPU ${compute.accelerator}${compute.spot ? ' spot' : ''} in ${compute.zones.join(' > ')}`;
+    case 'compute-engine':
+      return `VM ${compute.machineType}${compute.spot ? ' spot' : ''} in ${compute.zones.join(' > ')}`;
+    case 'static':
+      return `static hosts ${compute.hosts.map((h) => `${h.user}@${h.address}:${h.port}`).join(', ')}`;
+  }
+}
+
+export function formatStatus(status: RunStatus): string {
+  const lines = [`run ${status.runId} (${status.experiment}): ${status.state}${status.error ? ` — ${status.error}` : ''}`];
+  for (const s of status.stages) {
+    const progress = s.progress;
+    const bar = progress?.fraction === undefined ? '' : ` ${progressBar(progress.fraction)} ${Math.round(progress.fraction * 100)}%`;
+    const eta = progress?.etaSeconds === undefined || s.state !== 'running' ? '' : ` eta ${progress.etaSeconds}s`;
+    const phase = s.phase === undefined ? '' : ` (${s.phase})`;
+    const attempt = s.attempt > 0 ? ` attempt ${s.attempt}` : '';
+    lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}`);
+    if (s.error !== undefined) lines.push(`    error: ${s.error.split('\n')[0]}`);
+  }
+  return lines.join('\n');
+}
+
+function progressBar(fraction: number, width = 20): string {
+  const filled = Math.round(fraction * width);
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+}
+
+export function formatSummary(summary: RunSummary): string {
+  const lines = [`run ${summary.runId} succeeded (${summary.startedAt} → ${summary.endedAt})`];
+  for (const s of summary.stages) {
+    const work = s.workMs === undefined ? '' : ` ${(s.workMs / 1000).toFixed(1)}s`;
+    const outputs = s.outputs === undefined ? '' : ` ${Object.entries(s.outputs).map(([k, v]) => `${k}=${v}`).join(' ')}`;
+    lines.push(`  ${s.stage.padEnd(13)} ${s.decision.padEnd(9)}${work}${outputs}`);
+    if (s.artifactUri !== undefined) lines.push(`    ${s.artifactUri}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,74 @@
+/**
+ * The embedded default's pipeline input: every stage on the local backend (the stage
+ * simulator), artifacts under the data folder, and a small seeded dataset standing in for the
+ * NAVSIM checkout that a TPU VM mounts at /recogdrive.
+ */
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { PipelineInputRaw } from '../pipeline/input.ts';
+import { STAGES, type StageName } from '../pipeline/stages.ts';
+import { SIMULATOR_MAIN } from './local-backend.ts';
+
+const run = promisify(execFile);
+
+export interface SeededDataset {
+  dir: string;
+  trainTokens: number;
+  testTokens: number;
+  stage1Samples: number;
+}
+
+/** Writes (or rewrites) the scaled-down dataset checkout; idempotent. */
+export async function seedDataset(dir: string, size: { logs?: number; tokensPerLog?: number; testLogs?: number } = {}): Promise<SeededDataset> {
+  const args = [SIMULATOR_MAIN, 'seed', '--dir', dir];
+  if (size.logs !== undefined) args.push('--logs', String(size.logs));
+  if (size.tokensPerLog !== undefined) args.push('--tokens-per-log', String(size.tokensPerLog));
+  if (size.testLogs !== undefined) args.push('--test-logs', String(size.testLogs));
+  const { stdout } = await run(process.execPath, args);
+  const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<SeededDataset, 'dir'>;
+  return { dir, ...summary };
+}
+
+type Simulate = { durationMs?: number; fault?: { kind: 'crash' | 'hang' | 'oom' | 'partial'; at?: number; attempts?: number[] } };
+
+export interface LocalInputOptions {
+  experiment?: string;
+  stages?: StageName[];
+  /** Simulated work time of every stage, unless `simulate` says otherwise for a stage. */
+  durationMs?: number;
+  simulate?: Partial<Record<StageName, Simulate>>;
+  /** Extra settings merged into each stage's section (e.g. hangTimeout, maxAttempts). */
+  stageSettings?: Partial<Record<StageName, Record<string, unknown>>>;
+}
+
+export function localPipelineInput(dataDir: string, dataset: SeededDataset, options: LocalInputOptions = {}): PipelineInputRaw {
+  const stageSection = (stage: StageName, extra: Record<string, unknown>) => ({
+    ...extra,
+    compute: { backend: 'local', simulate: { durationMs: options.durationMs ?? 1500, ...options.simulate?.[stage] } },
+    ...options.stageSettings?.[stage],
+  });
+  const sections = Object.fromEntries(
+    STAGES.map((stage) => {
+      const extra: Record<string, unknown> =
+        stage === 'featureCache' || stage === 'metricCache'
+          ? { expectedTokens: dataset.trainTokens }
+          : stage === 'eval'
+            ? { expectedTokens: dataset.testTokens }
+            : stage === 'stage3'
+              ? { epochs: 2, batchSize: 4 }
+              : stage === 'stage2'
+                ? { batchSize: 4 }
+                : {};
+      return [stage, stageSection(stage, extra)];
+    }),
+  );
+  return {
+    experiment: options.experiment ?? 'local-demo',
+    ...(options.stages === undefined ? {} : { stages: options.stages }),
+    artifactRoot: `file://${join(dataDir, 'artifacts')}`,
+    paths: { hostRepoDir: dataset.dir },
+    orchestration: { heartbeatTimeout: '30 seconds', progressInterval: '1 second', pollInterval: '1 second' },
+    ...sections,
+  } as PipelineInputRaw;
+}

@@ -1,0 +1,3 @@
+/** The workflow types this project registers (the worker bundles this module). */
+export { recogdrivePipeline } from './pipeline.ts';
+export { recogdriveStage } from './stage.ts';

@@ -1,0 +1,224 @@
+/**
+ * A run of the ReCogDrive pipeline: validates its one input object, plans it, and runs each
+ * stage as a child workflow `<runId>/<stage>` as soon as the stages it reads have succeeded
+ * (stage1 → featureCache → stage2; metricCache from the start; stage3 after all three; eval
+ * last). The first failure cancels every other branch; cancelling the run cancels every stage,
+ * and each stage releases its compute before the run ends.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  CancelledFailure,
+  executeChild,
+  isCancellation,
+  ParentClosePolicy,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RecogdriveActivities } from '../activities/index.ts';
+import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
+import { InvalidPipelineInput, parsePipelineInput, type PipelineConfig } from '../pipeline/input.ts';
+import { buildPlan, type Plan, type PlannedStage } from '../pipeline/plan.ts';
+import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
+import { STAGES, type StageName } from '../pipeline/stages.ts';
+import type { RunStatus, RunSummary, StageStatus } from '../pipeline/status.ts';
+import { runStatusQuery, stageUpdateSignal } from './messages.ts';
+import { recogdriveStage } from './stage.ts';
+
+const { preflight } = proxyActivities<RecogdriveActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+});
+
+export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
+  const runId = workflowInfo().workflowId;
+  const config = validated(rawInput);
+  const plan = buildPlan(config, runId);
+  const status = initialStatus(plan, config);
+  const byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
+
+  setHandler(runStatusQuery, () => status);
+  setHandler(stageUpdateSignal, (update) => {
+    const stage = byStage.get(update.stage);
+    if (stage === undefined || stage.state !== 'running') return;
+    stage.attempt = update.attempt;
+    if (update.phase !== undefined) stage.phase = update.phase;
+    if (update.computeName !== undefined) stage.computeName = update.computeName;
+    if (update.progress !== undefined) stage.progress = update.progress;
+  });
+
+  const running = plan.stages.filter((s) => s.decision === 'RUN');
+  try {
+    await checkBackends(running, config.artifactRoot);
+    const results = await runDag(config, plan, byStage);
+    status.state = 'succeeded';
+    status.endedAt = new Date().toISOString();
+    return summarize(plan, status, results);
+  } catch (error) {
+    status.state = isCancellation(error) ? 'cancelled' : 'failed';
+    status.endedAt = new Date().toISOString();
+    status.error = error instanceof Error ? error.message : String(error);
+    throw error;
+  }
+}
+
+/** Fails the run, before anything is created, when a backend or the artifact root is unusable. */
+async function checkBackends(running: PlannedStage[], artifactRoot: string): Promise<void> {
+  try {
+    await preflight({ backends: [...new Set(running.map((s) => s.compute!.backend))], artifactRoot });
+  } catch (error) {
+    const cause = error instanceof ActivityFailure ? error.cause : undefined;
+    if (!(cause instanceof ApplicationFailure)) throw error;
+    throw ApplicationFailure.create({ type: cause.type ?? FailureType.BackendUnavailable, message: cause.message, nonRetryable: true });
+  }
+}
+
+function validated(rawInput: unknown): PipelineConfig {
+  try {
+    return parsePipelineInput(rawInput);
+  } catch (error) {
+    if (error instanceof InvalidPipelineInput) {
+      throw ApplicationFailure.create({
+        type: FailureType.InvalidPipelineInput,
+        message: error.message,
+        nonRetryable: true,
+        details: [error.issues],
+      });
+    }
+    throw error;
+  }
+}
+
+/** Runs every RUN stage once its inputs exist; the first failure cancels the rest. */
+async function runDag(
+  config: PipelineConfig,
+  plan: Plan,
+  byStage: Map<StageName, StageStatus>,
+): Promise<Map<StageName, StageResult>> {
+  const planned = new Map<StageName, PlannedStage>(plan.stages.map((s) => [s.stage, s]));
+  const results = new Map<StageName, StageResult>();
+  const started = new Map<StageName, Promise<void>>();
+  let firstFailure: { stage: StageName; error: unknown } | undefined;
+  const branches = new CancellationScope();
+
+  const runStage = (stage: StageName): Promise<void> => {
+    const existing = started.get(stage);
+    if (existing !== undefined) return existing;
+    const promise = (async () => {
+      const step = planned.get(stage)!;
+      if (step.decision !== 'RUN') return;
+      await Promise.all(step.dependsOn.map(runStage));
+      const stageStatus = byStage.get(stage)!;
+      stageStatus.state = 'running';
+      stageStatus.startedAt = new Date().toISOString();
+      try {
+        const result = await executeChild(recogdriveStage, {
+          workflowId: step.workflowId!,
+          args: [stageRunInput(config, plan.runId, step)],
+          // Cancel (never terminate) children when the run goes away, so their cleanup runs.
+          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
+        });
+        results.set(stage, result);
+        Object.assign(stageStatus, { state: 'succeeded', attempt: result.attempts, endedAt: new Date().toISOString() });
+        delete stageStatus.phase;
+      } catch (error) {
+        // A stage cancelled from outside (not by this run) is a failure of the run.
+        const cancelledByRun = isCancellation(error) && branches.consideredCancelled;
+        Object.assign(stageStatus, {
+          state: cancelledByRun ? 'cancelled' : 'failed',
+          endedAt: new Date().toISOString(),
+          error: failureMessage(error),
+        });
+        delete stageStatus.phase;
+        if (firstFailure === undefined && !cancelledByRun) {
+          firstFailure = { stage, error };
+          branches.cancel();
+        }
+        throw error;
+      }
+    })();
+    started.set(stage, promise);
+    return promise;
+  };
+
+  await branches.run(() => Promise.allSettled(STAGES.map(runStage)));
+  for (const s of byStage.values()) {
+    if (s.state === 'pending' && s.decision === 'RUN') Object.assign(s, { state: 'cancelled', error: 'an upstream stage did not succeed' });
+  }
+  if (firstFailure !== undefined) {
+    throw ApplicationFailure.create({
+      type: FailureType.StageFailed,
+      message: `stage ${firstFailure.stage} failed: ${failureMessage(firstFailure.error)}`,
+      nonRetryable: true,
+      details: [{ stage: firstFailure.stage, type: failureType(firstFailure.error) }],
+      cause: firstFailure.error instanceof Error ? firstFailure.error : undefined,
+    });
+  }
+  if ([...planned.values()].some((s) => s.decision === 'RUN' && !results.has(s.stage))) {
+    // Only a cancelled run leaves a stage without result or failure; each has released its compute by now.
+    throw new CancelledFailure('run cancelled');
+  }
+  return results;
+}
+
+/** The type the failed stage gave its failure (e.g. StageCodeError): the first application failure of the chain. */
+function failureType(error: unknown): string | undefined {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (current instanceof ApplicationFailure && current.type) return current.type;
+  }
+  return undefined;
+}
+
+/** The message the failed stage gave (first application failure of the chain), else the error's own. */
+function failureMessage(error: unknown): string {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (current instanceof ApplicationFailure) return current.message;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function initialStatus(plan: Plan, config: PipelineConfig): RunStatus {
+  return {
+    runId: plan.runId,
+    experiment: config.experiment,
+    state: 'running',
+    startedAt: new Date().toISOString(),
+    stages: plan.stages.map((s) => ({
+      stage: s.stage,
+      decision: s.decision,
+      state: s.decision === 'RUN' ? 'pending' : s.decision === 'PROVIDED' ? 'provided' : 'skipped',
+      attempt: 0,
+      ...(s.artifactUri === undefined ? {} : { artifactUri: s.artifactUri }),
+      ...(s.workflowId === undefined ? {} : { workflowId: s.workflowId }),
+    })),
+  };
+}
+
+function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageResult>): RunSummary {
+  return {
+    runId: plan.runId,
+    experiment: plan.experiment,
+    startedAt: status.startedAt,
+    endedAt: status.endedAt!,
+    stages: plan.stages.map((s) => {
+      const result = results.get(s.stage);
+      return {
+        stage: s.stage,
+        decision: s.decision,
+        ...(s.artifactUri === undefined ? {} : { artifactUri: s.artifactUri }),
+        ...(result === undefined
+          ? {}
+          : {
+              attempts: result.attempts,
+              computeName: result.computeName,
+              outputs: result.outputs,
+              workMs: result.exitedAt - result.startedAt,
+              processStartedAt: result.startedAt,
+              processExitedAt: result.exitedAt,
+            }),
+      };
+    }),
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * One stage of a run: acquire compute → launch → watch → verify → release. Release (and
+ * stopping a container that may still run) happens in a non-cancellable scope on every path:
+ * success, failure and cancellation. Infrastructure trouble gets a new attempt on new compute;
+ * a code error, an out-of-memory kill or a bad output does not.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  TimeoutFailure,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { RecogdriveActivities } from '../activities/index.ts';
+import type { ComputeLease } from '../activities/types.ts';
+import { classifyExit, FailureType, NON_RETRYABLE_ACTIVITY_ERRORS, RETRYABLE_STAGE_FAILURES } from '../pipeline/failures.ts';
+import type { StageRunInput, StageResult } from '../pipeline/stage-run.ts';
+import type { StagePhase, StageStatus, StageUpdate } from '../pipeline/status.ts';
+import { stageStatusQuery, stageUpdateSignal } from './messages.ts';
+
+export async function recogdriveStage(input: StageRunInput): Promise<StageResult> {
+  const { stage, launch, limits } = input;
+  const parent = workflowInfo().parent;
+  const status: StageStatus = {
+    stage,
+    decision: 'RUN',
+    state: 'running',
+    attempt: 0,
+    artifactUri: launch.output.uri,
+    workflowId: workflowInfo().workflowId,
+    startedAt: new Date().toISOString(),
+  };
+  setHandler(stageStatusQuery, () => status);
+
+  const short = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+  });
+  // The watcher re-attaches after a worker restart, so it may be retried for as long as the stage may run.
+  const watcher = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: limits.timeoutMs,
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+  });
+  // Cleanup must not give up: a leaked TPU costs money every hour.
+  const cleanup = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    retry: { initialInterval: '1s', maximumInterval: '5 minutes' },
+  });
+
+  const report = async (update: Omit<StageUpdate, 'stage' | 'attempt'>): Promise<void> => {
+    if (update.phase !== undefined) status.phase = update.phase;
+    if (update.computeName !== undefined) status.computeName = update.computeName;
+    if (parent !== undefined) {
+      await getExternalWorkflowHandle(parent.workflowId).signal(stageUpdateSignal, { stage, attempt: status.attempt, ...update });
+    }
+  };
+  const enter = (phase: StagePhase) => report({ phase });
+
+  const runAttempt = async (attempt: number): Promise<StageResult> => {
+    const computeRequest = { runId: input.runId, stage, attempt, compute: input.compute };
+    let lease: ComputeLease | undefined;
+    let exited = false;
+    try {
+      await enter('acquiring');
+      lease = await short.acquireCompute(computeRequest);
+      await report({ computeName: lease.name, phase: 'launching' });
+      await short.launchStage({ lease, launch, attempt, compute: input.compute });
+      await enter('running');
+      const outcome = await watcher.watchStage({
+        lease,
+        launch,
+        attempt,
+        hangTimeoutMs: limits.hangTimeoutMs,
+        pollIntervalMs: input.orchestration.pollIntervalMs,
+        progressIntervalMs: input.orchestration.progressIntervalMs,
+        progressHints: input.progressHints,
+        logPatterns: [...input.verification.logMustContain, ...input.verification.logMustNotContain],
+        ...(parent === undefined ? {} : { reportTo: { workflowId: parent.workflowId, stage } }),
+      });
+      exited = !outcome.hung;
+      const verdict = classifyExit(stage, outcome);
+      if (!verdict.ok) throw ApplicationFailure.create({ type: verdict.type, message: verdict.message, nonRetryable: true });
+      await enter('verifying');
+      const verified = await short.verifyStage({
+        stage,
+        outputUri: launch.output.uri,
+        verification: input.verification,
+        seenPatterns: outcome.seenPatterns,
+      });
+      if (!verified.ok) {
+        throw ApplicationFailure.create({
+          type: FailureType.StageVerificationFailed,
+          message: `${stage} output at ${launch.output.uri} is incomplete: ${verified.problems.join('; ')}`,
+          nonRetryable: true,
+          details: [verified.summary],
+        });
+      }
+      return {
+        stage,
+        artifactUri: launch.output.uri,
+        attempts: attempt,
+        computeName: lease.name,
+        outputs: verified.summary,
+        startedAt: outcome.startedAt,
+        exitedAt: outcome.exitedAt,
+      };
+    } finally {
+      await CancellationScope.nonCancellable(async () => {
+        await enter('releasing');
+        if (lease !== undefined && !exited) await cleanup.stopStage({ lease, launch });
+        await cleanup.releaseCompute(computeRequest);
+      });
+    }
+  };
+
+  for (let attempt = 1; ; attempt++) {
+    status.attempt = attempt;
+    try {
+      const result = await runAttempt(attempt);
+      status.state = 'succeeded';
+      status.endedAt = new Date().toISOString();
+      return result;
+    } catch (error) {
+      const failure = asStageFailure(stage, error);
+      const retry = !isCancellation(error) && RETRYABLE_STAGE_FAILURES.includes(failure.type as FailureType) && attempt < limits.maxAttempts;
+      if (!retry) {
+        status.state = isCancellation(error) ? 'cancelled' : 'failed';
+        status.error = failure.message;
+        status.endedAt = new Date().toISOString();
+        throw isCancellation(error) ? error : failure;
+      }
+      status.error = `attempt ${attempt}: ${failure.message}`;
+    }
+  }
+}
+
+/** The error of an attempt as one typed, readable failure. */
+function asStageFailure(stage: string, error: unknown): ApplicationFailure {
+  if (error instanceof ApplicationFailure) return error;
+  if (error instanceof ActivityFailure) {
+    const cause = error.cause;
+    if (cause instanceof ApplicationFailure) {
+      // An activity that kept failing is infrastructure unless it says otherwise.
+      const type = NON_RETRYABLE_ACTIVITY_ERRORS.includes(cause.type ?? '') ? cause.type! : FailureType.StageInfrastructureError;
+      return ApplicationFailure.create({ type, message: `${stage}: ${error.activityType} failed: ${cause.message}`, nonRetryable: true, cause });
+    }
+    if (cause instanceof TimeoutFailure && error.activityType === 'watchStage' && cause.timeoutType === 'START_TO_CLOSE') {
+      return ApplicationFailure.create({ type: FailureType.StageTimeout, message: `${stage} ran longer than its timeout`, nonRetryable: true, cause });
+    }
+    return ApplicationFailure.create({
+      type: FailureType.StageInfrastructureError,
+      message: `${stage}: ${error.activityType} failed: ${cause?.message ?? error.message}`,
+      nonRetryable: true,
+      ...(cause === undefined ? {} : { cause }),
+    });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return ApplicationFailure.create({ type: FailureType.StageInfrastructureError, message: `${stage}: ${message}`, nonRetryable: true });
+}

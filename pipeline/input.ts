@@ -195,12 +195,15 @@ const DitSettings = {
   camType: z.enum(['single', 'multi']).default('single'),
   cacheHiddenState: z.boolean().default(true),
   split: Split.default('navtrain'),
-  numWorkers: z.number().int().min(0).default(0),
 };
+
+/** Stage 2 and 3 train on the cache; the TPU guide keeps the DataLoader single-process (workers deadlocked). */
+const TrainingLoader = { numWorkers: z.number().int().min(0).default(0) };
 
 const Stage2 = z.strictObject({
   ...common('stage2'),
   ...DitSettings,
+  ...TrainingLoader,
   epochs: PositiveInt.default(2),
   batchSize: PositiveInt.optional(),
   experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stage2_training'),
@@ -217,6 +220,7 @@ const MetricCache = z.strictObject({
 const Stage3 = z.strictObject({
   ...common('stage3'),
   ...DitSettings,
+  ...TrainingLoader,
   epochs: PositiveInt.default(10),
   batchSize: PositiveInt.default(8),
   experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stage3_grpo'),
@@ -256,8 +260,12 @@ const Images = z.strictObject({
 const Orchestration = z.strictObject({
   /** A worker that stops heartbeating for this long is presumed dead; its activity is retried elsewhere. */
   heartbeatTimeout: Duration.prefault('2 minutes'),
-  /** How often a running stage reports progress to the run's `status` query. */
-  progressInterval: Duration.prefault('1 minute'),
+  /**
+   * How often a running stage reports progress to the run's `status` query. Each report is a
+   * signal in the run's history (~4 events): every 5 minutes keeps a 4-day run near 5k events.
+   * Live progress is also in the watcher's heartbeat details at every poll.
+   */
+  progressInterval: Duration.prefault('5 minutes'),
   /** How often a running stage is checked when no event arrives. */
   pollInterval: Duration.prefault('30 seconds'),
 });

@@ -4,6 +4,7 @@
  * 3 the Temporal server could not be reached.
  */
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { InvalidPipelineInput, parsePipelineInput } from '../pipeline/input.ts';
@@ -15,6 +16,7 @@ import { runStatusQuery } from '../workflows/messages.ts';
 import { configFromEnv } from './config.ts';
 import { formatPlan, formatStatus, formatSummary } from './format.ts';
 import { runLocal } from './local-command.ts';
+import { localPipelineInput, seedDataset } from './local-input.ts';
 import { runWorker } from './worker.ts';
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
@@ -135,6 +137,16 @@ export function buildCli(): Command {
     .description('run a Temporal worker with the embedded default backend (TEMPORAL_ADDRESS, RECOGDRIVE_DATA_DIR)')
     .action(async () => {
       await runWorker();
+    });
+
+  program
+    .command('local-input')
+    .description('seed the small local dataset and print a pipeline input for the embedded default (for temporal workflow start / the Web UI)')
+    .option('--data-dir <dir>', 'where the dataset and artifacts go', configFromEnv().RECOGDRIVE_DATA_DIR)
+    .option('--experiment <name>', 'experiment name', 'local-demo')
+    .action(async (opts: { dataDir: string; experiment: string }) => {
+      const dataset = await seedDataset(join(opts.dataDir, 'dataset', 'recogdrive'));
+      console.log(JSON.stringify(localPipelineInput(opts.dataDir, dataset, { experiment: opts.experiment }), null, 2));
     });
 
   program

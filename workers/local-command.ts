@@ -27,6 +27,10 @@ export async function runLocal(options: LocalRunOptions): Promise<boolean> {
   // The worker's lifecycle lines would drown the run's own output; warnings still show.
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const say = (line: string) => console.log(`[recogdrive] ${line}`);
+  const interrupted = new Promise<'interrupted'>((resolve) => {
+    process.once('SIGINT', () => resolve('interrupted'));
+    process.once('SIGTERM', () => resolve('interrupted'));
+  });
   say(`starting Temporal dev server (data in ${options.dataDir})`);
   const stack = await startLocalStack({
     dataDir: options.dataDir,
@@ -51,21 +55,28 @@ export async function runLocal(options: LocalRunOptions): Promise<boolean> {
     });
     say(`run ${runId}: ${stack.server.uiUrl}/namespaces/${stack.server.namespace}/workflows/${encodeURIComponent(runId)}`);
     const stopWatching = watchStages(() => handle.query(runStatusQuery), say);
-    try {
-      const summary = (await handle.result()) as RunSummary;
+    const outcome = await Promise.race([
+      handle.result().then(
+        (summary) => ({ summary: summary as RunSummary }),
+        (error: unknown) => ({ error }),
+      ),
+      interrupted,
+    ]);
+    stopWatching();
+    if (outcome === 'interrupted') {
+      say(`interrupted: run ${runId} is kept in ${options.dataDir}/temporal and resumes when the stack starts again`);
+      return false;
+    }
+    if ('summary' in outcome) {
       succeeded = true;
-      console.log(formatSummary(summary));
-    } catch (error) {
+      console.log(formatSummary(outcome.summary));
+    } else {
+      const error = outcome.error;
       say(`run ${runId} failed: ${error instanceof WorkflowFailedError ? (error.cause?.message ?? error.message) : String(error)}`);
-    } finally {
-      stopWatching();
     }
     if (!options.demo) {
       say(`stack stays up: Temporal at ${stack.server.address}, UI ${stack.server.uiUrl}. Ctrl-C to stop.`);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
+      await interrupted;
     }
   } finally {
     await stack.stop();

@@ -54,12 +54,15 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     retry: { initialInterval: '1s', maximumInterval: '5 minutes' },
   });
 
-  const report = async (update: Omit<StageUpdate, 'stage' | 'attempt'>): Promise<void> => {
+  // Not awaited: the signal rides along with the next command instead of costing a round trip per phase.
+  const report = (update: Omit<StageUpdate, 'stage' | 'attempt'>): void => {
     if (update.phase !== undefined) status.phase = update.phase;
     if (update.computeName !== undefined) status.computeName = update.computeName;
-    if (parent !== undefined) {
-      await getExternalWorkflowHandle(parent.workflowId).signal(stageUpdateSignal, { stage, attempt: status.attempt, ...update });
-    }
+    if (parent === undefined) return;
+    getExternalWorkflowHandle(parent.workflowId)
+      .signal(stageUpdateSignal, { stage, attempt: status.attempt, ...update })
+      // Display only: a closed or terminated run must never keep this stage from releasing its compute.
+      .catch(() => {});
   };
   const enter = (phase: StagePhase) => report({ phase });
 
@@ -68,11 +71,11 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     let lease: ComputeLease | undefined;
     let exited = false;
     try {
-      await enter('acquiring');
+      enter('acquiring');
       lease = await short.acquireCompute(computeRequest);
-      await report({ computeName: lease.name, phase: 'launching' });
+      report({ computeName: lease.name, phase: 'launching' });
       await short.launchStage({ lease, launch, attempt, compute: input.compute });
-      await enter('running');
+      enter('running');
       const outcome = await watcher.watchStage({
         lease,
         launch,
@@ -87,7 +90,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       exited = !outcome.hung;
       const verdict = classifyExit(stage, outcome);
       if (!verdict.ok) throw ApplicationFailure.create({ type: verdict.type, message: verdict.message, nonRetryable: true });
-      await enter('verifying');
+      enter('verifying');
       const verified = await short.verifyStage({
         stage,
         outputUri: launch.output.uri,
@@ -113,7 +116,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       };
     } finally {
       await CancellationScope.nonCancellable(async () => {
-        await enter('releasing');
+        enter('releasing');
         if (lease !== undefined && !exited) await cleanup.stopStage({ lease, launch });
         await cleanup.releaseCompute(computeRequest);
       });

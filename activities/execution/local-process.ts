@@ -75,6 +75,22 @@ export class LocalProcessExecutor implements StageExecutor {
     const dir = containerDir(request.lease.workers[0], request.launch.containerName);
     const scanner = new LogScanner(request.progressHints, request.logPatterns);
     const log = join(dir, 'log');
+    const changes = new FolderChanges(dir);
+    try {
+      return await this.follow(request, context, dir, log, scanner, changes);
+    } finally {
+      changes.close();
+    }
+  }
+
+  private async follow(
+    request: WatchRequest,
+    context: WatchContext,
+    dir: string,
+    log: string,
+    scanner: LogScanner,
+    changes: FolderChanges,
+  ): Promise<WatchResult> {
     let offset = 0;
     let lastOutputAt = Date.now();
     let lastReportAt = 0;
@@ -93,13 +109,15 @@ export class LocalProcessExecutor implements StageExecutor {
         const rest = await readFrom(log, offset);
         scanner.feed(rest.toString('utf8'), now);
         scanner.finish(now);
+        const last = scanner.takeProgress();
+        if (last !== undefined) await context.reportProgress(last);
         const times = await processTimes(dir);
         return outcome(scanner, state.kind === 'exited' ? state.code : null, false, times);
       }
       if (now - lastOutputAt > request.hangTimeoutMs) {
         return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
       }
-      context.heartbeat({ offset });
+      context.heartbeat({ offset, progress: scanner.progress() });
       if (now - lastReportAt >= request.progressIntervalMs) {
         const progress = scanner.takeProgress();
         if (progress !== undefined) {
@@ -107,7 +125,7 @@ export class LocalProcessExecutor implements StageExecutor {
           await context.reportProgress(progress);
         }
       }
-      await changeIn(dir, Math.min(request.pollIntervalMs, 1000), context.cancelled);
+      await changes.next(Math.min(request.pollIntervalMs, 1000), context.cancelled);
     }
   }
 
@@ -243,25 +261,47 @@ async function readFrom(path: string, offset: number): Promise<Buffer> {
   }
 }
 
-/** Resolves on the first change in `dir` (new log output, exit file) or after `ms`. */
-function changeIn(dir: string, ms: number, cancelled: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      watcher?.close();
-      cancelled.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    let watcher: ReturnType<typeof watchDir> | undefined;
+/** Wakes the watcher when anything in a container folder changes (log output, exit file); never misses one. */
+class FolderChanges {
+  private changed = false;
+  private wake: (() => void) | undefined;
+  private readonly watcher: ReturnType<typeof watchDir> | undefined;
+
+  constructor(dir: string) {
     try {
-      watcher = watchDir(dir, done);
-      watcher.on('error', done);
+      this.watcher = watchDir(dir, () => this.notify());
+      this.watcher.on('error', () => this.notify());
     } catch {
-      // fall back to the timer
+      this.watcher = undefined; // the timeout alone still polls
     }
-    cancelled.addEventListener('abort', done);
-  });
+  }
+
+  /** Resolves at once if something changed since the last call, else on the next change or after `ms`. */
+  async next(ms: number, cancelled: AbortSignal): Promise<void> {
+    if (!this.changed && !cancelled.aborted) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          cancelled.removeEventListener('abort', done);
+          this.wake = undefined;
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        cancelled.addEventListener('abort', done);
+        this.wake = done;
+      });
+    }
+    this.changed = false;
+  }
+
+  close(): void {
+    this.watcher?.close();
+  }
+
+  private notify(): void {
+    this.changed = true;
+    this.wake?.();
+  }
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {

@@ -36,6 +36,11 @@ export class LogScanner {
     return this.tracker.snapshot();
   }
 
+  /** Progress as it is now (whether or not it was taken). */
+  progress(): Progress | undefined {
+    return this.tracker.snapshot();
+  }
+
   seenPatterns(): string[] {
     return [...this.seen];
   }

@@ -2,6 +2,9 @@
 import { formatNumber, hydraValue, type OverrideValue } from '../overrides.ts';
 import type { PipelineConfig } from '../input.ts';
 
+/** The DiT planner settings Stage 2, Stage 3 and evaluation share. */
+type PlannerSettings = PipelineConfig['stage2'] | PipelineConfig['stage3'] | PipelineConfig['eval'];
+
 /** The container path where the host repo checkout is mounted, and the workdir of every stage. */
 export const REPO_MOUNT = '/recogdrive';
 
@@ -68,4 +71,31 @@ export function navsimEnv(
 /** Container path of the last checkpoint an epoch-checkpointing trainer writes. */
 export function lastEpochCheckpoint(outputDir: string, epochs: number): string {
   return `${outputDir}/checkpoint-epoch-${epochs - 1}.pt`;
+}
+
+/** The recogdrive_agent arguments of the DiT planner, in the TPU guide's order (Stage 2 command). */
+export function plannerAgentArgs(config: PipelineConfig, s: PlannerSettings, grpo: boolean): string[] {
+  return [
+    'agent=recogdrive_agent',
+    hydra('agent.lr', s.learningRate),
+    hydra('agent.grpo', grpo),
+    hydra('agent.vlm_path', config.paths.model),
+    hydra('agent.cam_type', s.camType),
+    hydra('agent.cache_hidden_state', s.cacheHiddenState),
+    hydra('agent.vlm_type', s.vlmType),
+    hydra('agent.dit_type', s.ditType),
+    hydra('agent.vlm_size', s.vlmSize),
+    hydra('agent.sampling_method', s.samplingMethod),
+  ];
+}
+
+/** Training/evaluation on the hidden-state cache only (no scene loading), as the guide's Stage 2 runs. */
+export function cachedDatasetArgs(s: PipelineConfig['stage2'] | PipelineConfig['stage3'], cachePath: string): string[] {
+  return [
+    hydra('train_test_split', s.split),
+    hydra('cache_path', cachePath),
+    hydra('use_cache_without_dataset', true),
+    hydra('force_cache_computation', false),
+    hydra('dataloader.params.num_workers', s.numWorkers),
+  ];
 }

@@ -1,15 +1,12 @@
 /** Evaluation: PDM score of the final planner on the evaluation split (navtest), image :unified. */
-import { hydra, hydraOverrides, lastEpochCheckpoint, navsimEnv, REPO_MOUNT } from './args.ts';
+import { hydra, hydraOverrides, lastEpochCheckpoint, navsimEnv, plannerAgentArgs, REPO_MOUNT } from './args.ts';
 import { STAGE3_OUTPUT } from './stage3.ts';
+import { expectedTokens } from './splits.ts';
 import type { StageContract } from './types.ts';
 import type { PipelineConfig } from '../input.ts';
 
 const EVAL_OUTPUT = `${REPO_MOUNT}/work_dirs/eval_output`;
-const EXPECTED_TOKENS: Readonly<Record<string, number>> = { navtest: 12_146 };
-
-function expectedTokens(config: PipelineConfig): number | undefined {
-  return config.eval.expectedTokens ?? EXPECTED_TOKENS[config.eval.split];
-}
+const expected = (config: PipelineConfig) => expectedTokens(config.eval.expectedTokens, config.eval.split);
 
 export const evaluation: StageContract = {
   stage: 'eval',
@@ -24,21 +21,14 @@ export const evaluation: StageContract = {
     const s = config.eval;
     return {
       args: [
-        'agent=recogdrive_agent',
+        ...plannerAgentArgs(config, s, false),
         hydra('agent.checkpoint_path', lastEpochCheckpoint(STAGE3_OUTPUT, config.stage3.epochs)),
-        hydra('agent.vlm_path', config.paths.model),
-        hydra('agent.cam_type', s.camType),
-        hydra('agent.cache_hidden_state', s.cacheHiddenState),
-        hydra('agent.vlm_type', s.vlmType),
-        hydra('agent.dit_type', s.ditType),
-        hydra('agent.vlm_size', s.vlmSize),
-        hydra('agent.grpo', false),
-        hydra('agent.sampling_method', s.samplingMethod),
+        hydra('metric_cache_path', s.metricCachePath),
+        hydra('experiment_name', s.experimentName),
+        // The evaluation config has no dataloader / force_cache_computation keys (upstream passes neither).
         hydra('train_test_split', s.split),
         hydra('cache_path', s.featureCachePath),
-        hydra('metric_cache_path', s.metricCachePath),
         hydra('use_cache_without_dataset', true),
-        hydra('experiment_name', s.experimentName),
         ...hydraOverrides(s.overrides),
       ],
       addedArgs: [hydra('output_dir', EVAL_OUTPUT)],
@@ -48,7 +38,7 @@ export const evaluation: StageContract = {
     };
   },
   verification: (config) => ({
-    outputs: { kind: 'eval-csv', expectedTokens: expectedTokens(config), maxFailedTokens: config.eval.maxFailedTokens },
+    outputs: { kind: 'eval-csv', expectedTokens: expected(config), maxFailedTokens: config.eval.maxFailedTokens },
     logMustContain: ['Finished running evaluation.'],
     logMustNotContain: ['Missing metric cache for'],
   }),

@@ -1,21 +1,13 @@
 /** Bridge 1: hidden-state cache of the frozen VLM, image :stage1, on TPU. */
 import { hydra, hydraOverrides, navsimEnv, REPO_MOUNT } from './args.ts';
+import { expectedTokens, FEATURE_CACHE_TOKENS } from './splits.ts';
 import type { StageContract } from './types.ts';
 import type { PipelineConfig } from '../input.ts';
 
 const CACHE_PATH = `${REPO_MOUNT}/data/cache_output`;
 
-/**
- * Tokens a complete cache holds per split. The script replaces the split's logs with the
- * standard train logs, so navtrain caches the ~85k train-log tokens, not all 103,288; for any
- * other split the contract passes train_logs=[] (otherwise it caches 0 tokens and still prints
- * "Caching Complete.").
- */
-const EXPECTED_TOKENS: Readonly<Record<string, number>> = { navtrain: 85_109, navtest: 12_146 };
-
-function expectedTokens(config: PipelineConfig): number | undefined {
-  return config.featureCache.expectedTokens ?? EXPECTED_TOKENS[config.featureCache.split];
-}
+/** For any split but navtrain the contract passes train_logs=[]: otherwise the script caches 0 tokens and still prints "Caching Complete.". */
+const expected = (config: PipelineConfig) => expectedTokens(config.featureCache.expectedTokens, config.featureCache.split, FEATURE_CACHE_TOKENS);
 
 export const featureCache: StageContract = {
   stage: 'featureCache',
@@ -53,7 +45,7 @@ export const featureCache: StageContract = {
     outputs: {
       kind: 'token-cache',
       files: ['internvl_feature.gz', 'trajectory_target.gz'],
-      expectedTokens: expectedTokens(config),
+      expectedTokens: expected(config),
     },
     logMustContain: ['Caching Complete.'],
     // The collate silently substitutes zero images when a path is missing: the cache is corrupt.
@@ -66,7 +58,7 @@ export const featureCache: StageContract = {
         `Caches with the base VLM ${config.paths.model} as the TPU guide does: no orbax-to-HF export of the Stage 1 checkpoint exists yet.`,
       );
     }
-    if (expectedTokens(config) === undefined) {
+    if (expected(config) === undefined) {
       notes.push(`No token count is known for split ${config.featureCache.split}: set featureCache.expectedTokens.`);
     }
     return notes;

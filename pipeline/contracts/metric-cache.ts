@@ -1,14 +1,11 @@
 /** Bridge 2: PDM metric cache (baselines for the GRPO reward), CPU only, image :unified. */
 import { hydra, hydraOverrides, navsimEnv, REPO_MOUNT } from './args.ts';
+import { expectedTokens } from './splits.ts';
 import type { StageContract } from './types.ts';
 import type { PipelineConfig } from '../input.ts';
 
 export const METRIC_CACHE_PATH = `${REPO_MOUNT}/data/metric_cache`;
-const EXPECTED_TOKENS: Readonly<Record<string, number>> = { navtrain: 103_288, navtest: 12_146 };
-
-function expectedTokens(config: PipelineConfig): number | undefined {
-  return config.metricCache.expectedTokens ?? EXPECTED_TOKENS[config.metricCache.split];
-}
+const expected = (config: PipelineConfig) => expectedTokens(config.metricCache.expectedTokens, config.metricCache.split);
 
 export const metricCache: StageContract = {
   stage: 'metricCache',
@@ -39,13 +36,13 @@ export const metricCache: StageContract = {
     };
   },
   verification: (config) => ({
-    outputs: { kind: 'metric-cache', expectedTokens: expectedTokens(config) },
+    outputs: { kind: 'metric-cache', expectedTokens: expected(config) },
     logMustContain: ['Done storing metadata csv file.'],
     logMustNotContain: ['Starting metric caching of 0 files'],
   }),
   notes: (config) => [
     'Requires NumPy >= 1.26.4 in the image (NumPy 1.23 silently corrupts the cache, recogdrive #10).',
-    ...(expectedTokens(config) === undefined
+    ...(expected(config) === undefined
       ? [`No token count is known for split ${config.metricCache.split}: set metricCache.expectedTokens.`]
       : []),
   ],

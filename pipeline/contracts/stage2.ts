@@ -1,5 +1,5 @@
 /** Stage 2: DiT diffusion planner imitation learning on the cached hidden states, image :unified. */
-import { hydra, hydraOverrides, navsimEnv, REPO_MOUNT } from './args.ts';
+import { cachedDatasetArgs, hydra, hydraOverrides, navsimEnv, plannerAgentArgs, REPO_MOUNT } from './args.ts';
 import type { StageContract } from './types.ts';
 
 export const STAGE2_OUTPUT = `${REPO_MOUNT}/work_dirs/stage2_output`;
@@ -18,23 +18,10 @@ export const stage2: StageContract = {
     const s = config.stage2;
     return {
       args: [
-        'agent=recogdrive_agent',
-        hydra('agent.lr', s.learningRate),
-        hydra('agent.grpo', false),
-        hydra('agent.vlm_path', config.paths.model),
-        hydra('agent.cam_type', s.camType),
-        hydra('agent.cache_hidden_state', s.cacheHiddenState),
-        hydra('agent.vlm_type', s.vlmType),
-        hydra('agent.dit_type', s.ditType),
-        hydra('agent.vlm_size', s.vlmSize),
-        hydra('agent.sampling_method', s.samplingMethod),
+        ...plannerAgentArgs(config, s, false),
         hydra('trainer.params.max_epochs', s.epochs),
         hydra('experiment_name', s.experimentName),
-        hydra('train_test_split', s.split),
-        hydra('cache_path', FEATURE_CACHE_MOUNT),
-        hydra('use_cache_without_dataset', true),
-        hydra('force_cache_computation', false),
-        hydra('dataloader.params.num_workers', s.numWorkers),
+        ...cachedDatasetArgs(s, FEATURE_CACHE_MOUNT),
         ...(s.batchSize === undefined ? [] : [hydra('dataloader.params.batch_size', s.batchSize)]),
         ...hydraOverrides(s.overrides),
       ],

@@ -1,5 +1,5 @@
 /** Stage 3: GRPO reinforcement learning of the DiT planner against PDM-score rewards, image :unified. */
-import { hydra, hydraOverrides, lastEpochCheckpoint, navsimEnv, REPO_MOUNT } from './args.ts';
+import { cachedDatasetArgs, hydra, hydraOverrides, lastEpochCheckpoint, navsimEnv, plannerAgentArgs, REPO_MOUNT } from './args.ts';
 import { FEATURE_CACHE_MOUNT, STAGE2_OUTPUT } from './stage2.ts';
 import { METRIC_CACHE_PATH } from './metric-cache.ts';
 import type { StageContract } from './types.ts';
@@ -21,27 +21,14 @@ export const stage3: StageContract = {
     const reference = lastEpochCheckpoint(STAGE2_OUTPUT, config.stage2.epochs);
     return {
       args: [
-        'agent=recogdrive_agent',
-        hydra('agent.lr', s.learningRate),
-        hydra('agent.grpo', true),
-        hydra('agent.vlm_path', config.paths.model),
-        hydra('agent.cam_type', s.camType),
-        hydra('agent.cache_hidden_state', s.cacheHiddenState),
-        hydra('agent.vlm_type', s.vlmType),
-        hydra('agent.dit_type', s.ditType),
-        hydra('agent.vlm_size', s.vlmSize),
-        hydra('agent.sampling_method', s.samplingMethod),
+        ...plannerAgentArgs(config, s, true),
         hydra('agent.metric_cache_path', METRIC_CACHE_PATH),
         hydra('agent.reference_policy_checkpoint', reference),
         hydra('agent.checkpoint_path', reference),
         hydra('trainer.params.max_epochs', s.epochs),
-        hydra('dataloader.params.batch_size', s.batchSize),
         hydra('experiment_name', s.experimentName),
-        hydra('train_test_split', s.split),
-        hydra('cache_path', FEATURE_CACHE_MOUNT),
-        hydra('use_cache_without_dataset', true),
-        hydra('force_cache_computation', false),
-        hydra('dataloader.params.num_workers', s.numWorkers),
+        ...cachedDatasetArgs(s, FEATURE_CACHE_MOUNT),
+        hydra('dataloader.params.batch_size', s.batchSize),
         ...hydraOverrides(s.overrides),
       ],
       addedArgs: [hydra('output_dir', STAGE3_OUTPUT)],

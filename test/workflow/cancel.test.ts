@@ -43,3 +43,16 @@ test('cancelling a run mid-stage stops the running stages and releases their com
   }
   await assertNothingLeaked(env);
 });
+
+test('terminating a run (no cleanup of its own) still makes every stage release its compute', async () => {
+  const handle = await env.start('terminate-run', env.input({ durationMs: 60_000 }));
+  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await handle.terminate('operator terminated the run');
+  // parentClosePolicy REQUEST_CANCEL: the stages are cancelled, not terminated, so their cleanup runs.
+  for (const stage of ['stage1', 'metricCache']) {
+    const child = env.stack.client.workflow.getHandle(`terminate-run/${stage}`);
+    await child.result().catch(() => {});
+    assert.equal((await child.describe()).status.name, 'CANCELLED');
+  }
+  await assertNothingLeaked(env);
+});

@@ -81,7 +81,7 @@ export class ProgressTracker {
   }
 
   private update(fields: Partial<Progress>, line: string, now: number): boolean {
-    const next: Progress = { ...this.current, ...fields, line, updatedAt: now };
+    const next: Progress = { ...this.current, ...fields, line: line.slice(0, 300), updatedAt: now };
     if (next.totalSteps === undefined) delete next.totalSteps;
     if (next.step !== undefined && next.totalSteps !== undefined && next.totalSteps > 0) {
       next.fraction = Math.min(1, next.step / next.totalSteps);

@@ -41,9 +41,10 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
     retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
   });
-  // The watcher re-attaches after a worker restart, so it may be retried for as long as the stage may run.
+  // The watcher re-attaches after a worker restart, so it is retried for as long as the stage may
+  // run; the budget covers all its retries together.
   const watcher = proxyActivities<RecogdriveActivities>({
-    startToCloseTimeout: limits.timeoutMs,
+    scheduleToCloseTimeout: limits.timeoutMs,
     heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
     retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
   });
@@ -154,7 +155,7 @@ function asStageFailure(stage: string, error: unknown): ApplicationFailure {
       const type = NON_RETRYABLE_ACTIVITY_ERRORS.includes(cause.type ?? '') ? cause.type! : FailureType.StageInfrastructureError;
       return ApplicationFailure.create({ type, message: `${stage}: ${error.activityType} failed: ${cause.message}`, nonRetryable: true, cause });
     }
-    if (cause instanceof TimeoutFailure && error.activityType === 'watchStage' && cause.timeoutType === 'START_TO_CLOSE') {
+    if (cause instanceof TimeoutFailure && error.activityType === 'watchStage' && cause.timeoutType === 'SCHEDULE_TO_CLOSE') {
       return ApplicationFailure.create({ type: FailureType.StageTimeout, message: `${stage} ran longer than its timeout`, nonRetryable: true, cause });
     }
     return ApplicationFailure.create({

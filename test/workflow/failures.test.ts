@@ -98,3 +98,14 @@ test('a stage that hangs on every attempt fails as a hang after maxAttempts', as
   assert.equal(stage.attempt, 2);
   await assertNothingLeaked(env);
 });
+
+test('a stage that outruns its timeout fails as a timeout (not a hang), is stopped and releases its compute', async () => {
+  const handle = await env.start(
+    'timeout-run',
+    env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 60_000 } }, stageSettings: { metricCache: { timeout: '3 seconds' } } }),
+  );
+  const failure = await runFailure(handle.result());
+  assert.equal(failure.stageType, 'StageTimeout');
+  assert.match(failure.message, /ran longer than its timeout/);
+  await assertNothingLeaked(env);
+});

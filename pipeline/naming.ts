@@ -55,11 +55,6 @@ export function stageArtifactUri(artifactRoot: string, runId: string, stage: Sta
   return `${runArtifactsUri(artifactRoot, runId)}/${STAGE_SLUGS[stage]}`;
 }
 
-/** Where the log of one attempt of a stage (one worker) is kept after the compute is gone. */
-export function stageLogUri(artifactRoot: string, runId: string, stage: StageName, attempt: number, worker = 0): string {
-  return `${runArtifactsUri(artifactRoot, runId)}/logs/${STAGE_SLUGS[stage]}/attempt-${attempt}-worker-${worker}.log`;
-}
-
 /** A run id for a run started by hand: <experiment>-<UTC yyyymmdd-hhmmss>. */
 export function defaultRunId(experiment: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

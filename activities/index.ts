@@ -7,11 +7,12 @@ import { Context, getClient } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../pipeline/failures.ts';
 import type { ComputeBackend } from '../pipeline/input.ts';
+import { attemptLogName } from '../pipeline/naming.ts';
 import type { Progress } from '../pipeline/progress.ts';
 import { stageUpdateSignal } from '../workflows/messages.ts';
 import { schemeOf, type ArtifactStore } from './artifacts/store.ts';
 import type { ComputeProvider } from './compute/provider.ts';
-import type { StageExecutor, WatchContext } from './execution/executor.ts';
+import type { StageExecutor, StageLogs, WatchContext } from './execution/executor.ts';
 import type {
   ComputeLease,
   ComputeRequest,
@@ -34,13 +35,20 @@ export interface ActivityDependencies {
   artifactStores: readonly ArtifactStore[];
 }
 
+const BACKEND_HINTS: Record<ComputeBackend, string> = {
+  local: 'every worker has it',
+  static: 'start the worker with RECOGDRIVE_SSH_KEY_FILE (or RECOGDRIVE_SSH_KEY) and RECOGDRIVE_KNOWN_HOSTS',
+  'tpu-api': 'not implemented in this build',
+  'compute-engine': 'not implemented in this build',
+};
+
 export function createActivities(deps: ActivityDependencies) {
   const provider = (backend: ComputeBackend): ComputeProvider => {
     const found = deps.compute[backend];
     if (found === undefined) {
       throw ApplicationFailure.create({
         type: FailureType.BackendUnavailable,
-        message: `compute backend "${backend}" is not available on this worker (available: ${Object.keys(deps.compute).join(', ')})`,
+        message: `compute backend "${backend}" is not available on this worker (available: ${Object.keys(deps.compute).join(', ')}): ${BACKEND_HINTS[backend]}`,
         nonRetryable: true,
       });
     }
@@ -103,6 +111,8 @@ export function createActivities(deps: ActivityDependencies) {
         heartbeat: (details) => context.heartbeat(details),
         cancelled: context.cancellationSignal,
         reportProgress: (progress: Progress) => reportProgress(request, progress),
+        logs: stageLogs(storeFor(request.logsUri), request.logsUri, request.attempt),
+        resumeFrom: context.info.heartbeatDetails,
       };
       try {
         return await executorFor(request.lease).watch(request, watchContext);
@@ -117,7 +127,7 @@ export function createActivities(deps: ActivityDependencies) {
     },
 
     async stopStage(request: StopRequest): Promise<void> {
-      await executorFor(request.lease).stop(request);
+      await executorFor(request.lease).stop(request, stageLogs(storeFor(request.logsUri), request.logsUri, request.attempt));
     },
 
     async releaseCompute(request: ComputeRequest): Promise<ReleaseResult> {
@@ -127,6 +137,15 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type RecogdriveActivities = ReturnType<typeof createActivities>;
+
+/** A stage attempt's logs in the artifact store, one object per worker. */
+function stageLogs(store: ArtifactStore, logsUri: string, attempt: number): StageLogs {
+  const uri = (worker: number) => `${logsUri}/${attemptLogName(attempt, worker)}`;
+  return {
+    append: (worker, chunk) => store.appendText(uri(worker), chunk),
+    save: (worker, content) => store.writeText(uri(worker), content),
+  };
+}
 
 /** Progress goes to the run's `status` query as a signal; losing one only delays the display. */
 async function reportProgress(request: WatchRequest, progress: Progress): Promise<void> {

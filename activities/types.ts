@@ -47,6 +47,8 @@ export interface WatchRequest {
   lease: ComputeLease;
   launch: LaunchSpec;
   attempt: number;
+  /** Folder of the stage's logs in the artifact store (see pipeline/naming.ts attemptLogName). */
+  logsUri: string;
   hangTimeoutMs: number;
   pollIntervalMs: number;
   progressIntervalMs: number;
@@ -77,6 +79,9 @@ export interface VerifyReport {
 export interface StopRequest {
   lease: ComputeLease;
   launch: LaunchSpec;
+  attempt: number;
+  /** Where the attempt's logs are saved before the container is removed. */
+  logsUri: string;
 }
 
 export interface ReleaseResult {

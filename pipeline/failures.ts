@@ -39,6 +39,10 @@ export interface ExitOutcome {
   logTail: string[];
   /** Which of the contract's log patterns were seen anywhere in the log. */
   seenPatterns: string[];
+  /** The worker whose container failed first (multi-host slices). */
+  failedWorker?: number;
+  /** Why there is no exit status (e.g. the host stopped answering). */
+  lostReason?: string;
   startedAt: number;
   exitedAt: number;
 }
@@ -57,14 +61,16 @@ export function classifyExit(stage: StageName, outcome: ExitOutcome): ExitVerdic
   const withLog = (text: string) => (tail === '' ? text : `${text}; last log lines:\n${tail}`);
   if (outcome.hung) return { ok: false, type: FailureType.StageHang, message: withLog(`${stage} made no progress and was stopped`) };
   if (outcome.exitCode === 0) return { ok: true };
+  const where = outcome.failedWorker === undefined ? stage : `${stage} (worker ${outcome.failedWorker})`;
   if (outcome.exitCode === null) {
-    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${stage} vanished without an exit status`) };
+    const why = outcome.lostReason === undefined ? 'vanished without an exit status' : `was lost: ${outcome.lostReason}`;
+    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${where} ${why}`) };
   }
   if (outcome.oomKilled || outcome.exitCode === 137) {
-    return { ok: false, type: FailureType.StageOutOfMemory, message: withLog(`${stage} was killed for memory (exit ${outcome.exitCode})`) };
+    return { ok: false, type: FailureType.StageOutOfMemory, message: withLog(`${where} was killed for memory (exit ${outcome.exitCode})`) };
   }
   if (TPU_BUSY.some((marker) => tail.includes(marker))) {
-    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${stage} found the TPU busy`) };
+    return { ok: false, type: FailureType.StageInfrastructureError, message: withLog(`${where} found the TPU busy`) };
   }
-  return { ok: false, type: FailureType.StageCodeError, message: withLog(`${stage} exited with code ${outcome.exitCode}`) };
+  return { ok: false, type: FailureType.StageCodeError, message: withLog(`${where} exited with code ${outcome.exitCode}`) };
 }

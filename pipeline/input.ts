@@ -138,10 +138,36 @@ function overridesFor(stage: StageName) {
 }
 
 /** What every stage has: where it runs, how often an infrastructure failure may be retried, limits. */
+/** Environment names the contracts or the executor set; a stage's extra env may not replace them. */
+export const RESERVED_ENV = [
+  'PYTHONPATH',
+  'NAVSIM_EXP_ROOT',
+  'OPENSCENE_DATA_ROOT',
+  'NUPLAN_MAPS_ROOT',
+  'NUPLAN_MAP_VERSION',
+  'HYDRA_FULL_ERROR',
+  'RECOGDRIVE_WORKER',
+  'PATH',
+  'HOME',
+] as const;
+
+/** Extra container environment (XLA_FLAGS, TPU_STDERR_LOG_LEVEL, ...): each value is one `-e NAME=value` argument. */
+const ExtraEnv = z
+  .record(
+    z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'environment names are upper case letters, digits and _')
+      .refine((name) => !(RESERVED_ENV as readonly string[]).includes(name), 'set by the stage contract; cannot be overridden'),
+    // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
+    z.string().regex(/^[^\u0000-\u001f\u007f]{0,4096}$/, 'no control characters, at most 4096 characters'),
+  )
+  .default({});
+
 function common(stage: StageName) {
   return {
     compute: ComputeSpec.prefault({ backend: 'local' }),
     overrides: overridesFor(stage),
+    env: ExtraEnv,
     /** Attempts on fresh compute after an infrastructure failure (preemption, lost host, hang). */
     maxAttempts: z.number().int().min(1).max(20).default(3),
     /** Wall-clock budget of one attempt. */

@@ -69,7 +69,8 @@ export function buildLaunchSpec(
       ...inputMounts,
       { source: { kind: 'artifact', uri: outputUri }, target: contract.outputPath(config), readOnly: false },
     ],
-    env: rendered.env,
+    // The user's extra env comes after the contract's, which it may not replace (see RESERVED_ENV).
+    env: { ...rendered.env, ...config[stage].env },
     command,
     addedArgs: rendered.addedArgs,
     output: { uri: outputUri, containerPath: contract.outputPath(config) },
@@ -83,16 +84,18 @@ export function buildLaunchSpec(
 export function dockerRunArgs(
   spec: LaunchSpec,
   hostPathOf: (source: MountSource) => string,
-  mode: { detach: boolean } = { detach: true },
+  options: { detach?: boolean; labels?: Record<string, string>; env?: Record<string, string> } = {},
 ): string[] {
+  const detach = options.detach ?? true;
   return [
     'run',
-    ...(mode.detach ? ['-d', '--name', spec.containerName] : ['--rm']),
+    ...(detach ? ['-d', '--name', spec.containerName] : ['--rm']),
+    ...Object.entries(options.labels ?? {}).flatMap(([key, value]) => ['--label', `${key}=${value}`]),
     ...spec.dockerFlags,
     '--workdir',
     spec.workdir,
     ...spec.mounts.flatMap((m) => ['-v', `${hostPathOf(m.source)}:${m.target}${m.readOnly ? ':ro' : ''}`]),
-    ...Object.entries(spec.env).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
+    ...Object.entries({ ...spec.env, ...options.env }).flatMap(([name, value]) => ['-e', `${name}=${value}`]),
     spec.image,
     ...spec.command,
   ];

@@ -55,6 +55,16 @@ export function stageArtifactUri(artifactRoot: string, runId: string, stage: Sta
   return `${runArtifactsUri(artifactRoot, runId)}/${STAGE_SLUGS[stage]}`;
 }
 
+/** Where the logs of a stage's attempts are kept after the compute is gone. */
+export function stageLogsUri(artifactRoot: string, runId: string, stage: StageName): string {
+  return `${runArtifactsUri(artifactRoot, runId)}/logs/${STAGE_SLUGS[stage]}`;
+}
+
+/** The log of one worker in one attempt, under stageLogsUri. */
+export function attemptLogName(attempt: number, worker: number): string {
+  return `attempt-${attempt}-worker-${worker}.log`;
+}
+
 /** A run id for a run started by hand: <experiment>-<UTC yyyymmdd-hhmmss>. */
 export function defaultRunId(experiment: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

@@ -4,6 +4,7 @@ import type { ComputeSpec, PipelineConfig } from './input.ts';
 import type { LaunchSpec } from './launch.ts';
 import type { PlannedStage, StageLimits } from './plan.ts';
 import type { ProgressHints } from './progress.ts';
+import { stageLogsUri } from './naming.ts';
 import type { StageName } from './stages.ts';
 
 export interface OrchestrationSettings {
@@ -16,6 +17,8 @@ export interface StageRunInput {
   runId: string;
   stage: StageName;
   launch: LaunchSpec;
+  /** Where each attempt's per-worker logs are kept (they outlive the compute). */
+  logsUri: string;
   compute: ComputeSpec;
   verification: VerificationSpec;
   limits: StageLimits;
@@ -45,6 +48,7 @@ export function stageRunInput(config: PipelineConfig, runId: string, planned: Pl
     runId,
     stage: planned.stage,
     launch,
+    logsUri: stageLogsUri(config.artifactRoot, runId, planned.stage),
     compute: compute satisfies ComputeSpec,
     verification,
     limits,

@@ -15,6 +15,8 @@ export interface StageStatus {
   attempt: number;
   progress?: Progress;
   artifactUri?: string;
+  /** Folder of the stage's per-attempt, per-worker logs in the artifact store. */
+  logsUri?: string;
   workflowId?: string;
   computeName?: string;
   startedAt?: string;

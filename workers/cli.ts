@@ -16,6 +16,7 @@ import { runStatusQuery } from '../workflows/messages.ts';
 import { configFromEnv } from './config.ts';
 import { formatPlan, formatStatus, formatSummary } from './format.ts';
 import { runLocal } from './local-command.ts';
+import { printStageLog } from './logs-command.ts';
 import { localPipelineInput, seedDataset } from './local-input.ts';
 import { runWorker } from './worker.ts';
 
@@ -123,6 +124,25 @@ export function buildCli(): Command {
     });
 
   program
+    .command('logs')
+    .description('a stage\'s log, kept in the artifact store after the compute is gone')
+    .argument('<runId>')
+    .argument('<stage>', 'stage1 | featureCache | stage2 | metricCache | stage3 | eval')
+    .option('--attempt <n>', 'attempt (default: the latest)', parsePositive)
+    .option('--worker <i>', 'worker of a multi-host slice', (v) => Number(v), 0)
+    .option('-f, --follow', 'keep printing while the stage runs')
+    .action(async (runId: string, stage: string, opts: { attempt?: number; worker: number; follow?: boolean }) => {
+      if (!isStageName(stage)) throw new CliError(`unknown stage ${stage}`, EXIT.badInput);
+      const client = await connect();
+      await printStageLog(client, runId, stage, {
+        ...(opts.attempt === undefined ? {} : { attempt: opts.attempt }),
+        worker: opts.worker,
+        follow: opts.follow === true,
+        write: (text) => process.stdout.write(text),
+      });
+    });
+
+  program
     .command('cancel')
     .description('cancel a run: every stage stops and releases its compute')
     .argument('<runId>')
@@ -183,6 +203,12 @@ function collectFault(value: string, previous: Faults): Faults {
     throw new CliError(`--fault takes <stage>=<${FAULT_KINDS.join('|')}>, got ${value}`, EXIT.badInput);
   }
   return { ...previous, [stage]: kind as FaultKind };
+}
+
+function parsePositive(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new CliError(`not a positive integer: ${value}`, EXIT.badInput);
+  return n;
 }
 
 function parsePort(value: string): number {

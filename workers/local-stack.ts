@@ -9,7 +9,7 @@ import { NativeConnection, type Worker, type WorkerOptions } from '@temporalio/w
 import { DevServer } from '../infra/local/dev-server.ts';
 import { ensureTemporalCli } from '../infra/local/temporal-cli.ts';
 import { DEFAULT_TASK_QUEUE } from './config.ts';
-import { localBackend } from './local-backend.ts';
+import { createBackend } from './backend.ts';
 import { createRecogdriveWorker } from './temporal-worker.ts';
 
 export interface LocalStackOptions {
@@ -22,6 +22,8 @@ export interface LocalStackOptions {
   taskQueue?: string;
   workflowBundle?: WorkerOptions['workflowBundle'];
   log?: (line: string) => void;
+  /** Worker configuration (SSH key, known hosts...); the process environment when omitted. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export interface LocalStack {
@@ -45,12 +47,13 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
   });
   const taskQueue = options.taskQueue ?? DEFAULT_TASK_QUEUE;
   try {
+    const backend = await createBackend(options.env ?? process.env, options.dataDir);
     const nativeConnection = await NativeConnection.connect({ address: server.address });
     const worker = await createRecogdriveWorker({
       connection: nativeConnection,
       namespace: server.namespace,
       taskQueue,
-      backend: localBackend(options.dataDir),
+      backend: backend.deps,
       ...(options.workflowBundle === undefined ? {} : { workflowBundle: options.workflowBundle }),
     });
     const running = worker.run();
@@ -65,6 +68,7 @@ export async function startLocalStack(options: LocalStackOptions): Promise<Local
       async stop() {
         if (worker.getState() === 'RUNNING') worker.shutdown();
         await running.catch(() => {});
+        backend.close();
         await nativeConnection.close();
         await connection.close();
         await server.stop();

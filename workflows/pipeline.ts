@@ -20,6 +20,7 @@ import {
 import type { RecogdriveActivities } from '../activities/index.ts';
 import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
 import { InvalidPipelineInput, parsePipelineInput, type PipelineConfig } from '../pipeline/input.ts';
+import { stageLogsUri } from '../pipeline/naming.ts';
 import { buildPlan, type Plan, type PlannedStage } from '../pipeline/plan.ts';
 import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
 import { STAGES, type StageName } from '../pipeline/stages.ts';
@@ -191,7 +192,7 @@ function initialStatus(plan: Plan, config: PipelineConfig): RunStatus {
       state: s.decision === 'RUN' ? 'pending' : s.decision === 'PROVIDED' ? 'provided' : 'skipped',
       attempt: 0,
       ...(s.artifactUri === undefined ? {} : { artifactUri: s.artifactUri }),
-      ...(s.workflowId === undefined ? {} : { workflowId: s.workflowId }),
+      ...(s.workflowId === undefined ? {} : { workflowId: s.workflowId, logsUri: stageLogsUri(config.artifactRoot, plan.runId, s.stage) }),
     })),
   };
 }

@@ -70,7 +70,6 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
   const runAttempt = async (attempt: number): Promise<StageResult> => {
     const computeRequest = { runId: input.runId, stage, attempt, compute: input.compute };
     let lease: ComputeLease | undefined;
-    let exited = false;
     try {
       enter('acquiring');
       lease = await short.acquireCompute(computeRequest);
@@ -81,6 +80,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         lease,
         launch,
         attempt,
+        logsUri: input.logsUri,
         hangTimeoutMs: limits.hangTimeoutMs,
         pollIntervalMs: input.orchestration.pollIntervalMs,
         progressIntervalMs: input.orchestration.progressIntervalMs,
@@ -88,7 +88,6 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         logPatterns: [...input.verification.logMustContain, ...input.verification.logMustNotContain],
         ...(parent === undefined ? {} : { reportTo: { workflowId: parent.workflowId, stage } }),
       });
-      exited = !outcome.hung;
       const verdict = classifyExit(stage, outcome);
       if (!verdict.ok) throw ApplicationFailure.create({ type: verdict.type, message: verdict.message, nonRetryable: true });
       enter('verifying');
@@ -118,7 +117,8 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     } finally {
       await CancellationScope.nonCancellable(async () => {
         enter('releasing');
-        if (lease !== undefined && !exited) await cleanup.stopStage({ lease, launch });
+        // Stops what still runs, keeps every worker's log in the artifact store, removes the container.
+        if (lease !== undefined) await cleanup.stopStage({ lease, launch, attempt, logsUri: input.logsUri });
         await cleanup.releaseCompute(computeRequest);
       });
     }

@@ -1,6 +1,6 @@
 /** Artifacts in a local directory (file:// URIs): the embedded default's artifact store. */
-import { access, constants, mkdir, readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, appendFile, constants, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { ArtifactStore, OutputEntry, OutputReader } from './store.ts';
 
 export function filePathOf(uri: string): string {
@@ -20,6 +20,24 @@ export class FileArtifactStore implements ArtifactStore {
       },
       readText: (path: string) => readFile(join(root, path), 'utf8').catch(() => undefined),
     };
+  }
+
+  async writeText(uri: string, text: string): Promise<void> {
+    const path = filePathOf(uri);
+    await mkdir(dirname(path), { recursive: true });
+    // Replace atomically: a reader (logs --follow) never sees a half-written file.
+    await writeFile(`${path}.tmp`, text);
+    await rename(`${path}.tmp`, path);
+  }
+
+  async appendText(uri: string, text: string): Promise<void> {
+    const path = filePathOf(uri);
+    await mkdir(dirname(path), { recursive: true });
+    await appendFile(path, text);
+  }
+
+  readText(uri: string): Promise<string | undefined> {
+    return readFile(filePathOf(uri), 'utf8').catch(() => undefined);
   }
 
   async checkWritable(rootUri: string): Promise<void> {

@@ -15,6 +15,12 @@ export interface ArtifactStore {
   /** The URI schemes this store serves, e.g. ["file"]. */
   readonly schemes: readonly string[];
   reader(uri: string): OutputReader;
+  /** Writes (replaces) one object. */
+  writeText(uri: string, text: string): Promise<void>;
+  /** Appends to one object (creates it when absent). */
+  appendText(uri: string, text: string): Promise<void>;
+  /** Reads one object; undefined when absent. */
+  readText(uri: string): Promise<string | undefined>;
   /** Checks the root is usable (exists or can be created, writable). Throws with a clear message. */
   checkWritable(rootUri: string): Promise<void>;
 }

@@ -2,6 +2,17 @@
 import type { Progress } from '../../pipeline/progress.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult } from '../types.ts';
 
+/** Where a stage's per-worker logs go so they outlive the compute (the artifact store). */
+export interface StageLogs {
+  /** Appends new output of a worker while the stage runs (for `recogdrive logs --follow`). */
+  append(worker: number, chunk: string): Promise<void>;
+  /** Writes a worker's whole (bounded) log when the attempt ends; replaces what was appended. */
+  save(worker: number, content: string): Promise<void>;
+}
+
+/** Logs kept per worker: the last 10 MiB (a multi-day run's first lines are rarely the interesting ones). */
+export const MAX_SAVED_LOG_BYTES = 10 * 1024 * 1024;
+
 export interface WatchContext {
   /** Records liveness (and a checkpoint) with Temporal; cheap to call often. */
   heartbeat(details?: unknown): void;
@@ -9,6 +20,9 @@ export interface WatchContext {
   cancelled: AbortSignal;
   /** Shows progress in the run's `status` query; the executor calls it at most once per interval. */
   reportProgress(progress: Progress): Promise<void>;
+  logs: StageLogs;
+  /** The previous try's last heartbeat (a retried watcher resumes from it). */
+  resumeFrom: unknown;
 }
 
 export interface StageExecutor {
@@ -16,6 +30,6 @@ export interface StageExecutor {
   launch(request: LaunchRequest): Promise<LaunchResult>;
   /** Returns when the stage exited, vanished, or hung (made no progress for hangTimeoutMs). */
   watch(request: WatchRequest, context: WatchContext): Promise<WatchResult>;
-  /** Stops the stage's container(s) if running. Idempotent. */
-  stop(request: StopRequest): Promise<void>;
+  /** Stops the stage's container(s) if running, saves every worker's log, removes the container(s). Idempotent. */
+  stop(request: StopRequest, logs: StageLogs): Promise<void>;
 }

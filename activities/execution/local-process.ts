@@ -16,7 +16,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SimulationConfig } from '../../pipeline/input.ts';
 import type { Mount } from '../../pipeline/launch.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
-import type { StageExecutor, WatchContext } from './executor.ts';
+import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
 
 /** Records pid and start time, runs the command with its output in `log`, then records the exit status. */
@@ -73,11 +73,13 @@ export class LocalProcessExecutor implements StageExecutor {
 
   async watch(request: WatchRequest, context: WatchContext): Promise<WatchResult> {
     const dir = containerDir(request.lease.workers[0], request.launch.containerName);
-    const scanner = new LogScanner(request.progressHints, request.logPatterns);
+    // A retried watcher resumes where its predecessor's last heartbeat says it was.
+    const resumed = context.resumeFrom as { offset?: number; seen?: string[] } | undefined;
+    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen);
     const log = join(dir, 'log');
     const changes = new FolderChanges(dir);
     try {
-      return await this.follow(request, context, dir, log, scanner, changes);
+      return await this.follow(request, context, dir, log, scanner, changes, resumed?.offset ?? 0);
     } finally {
       changes.close();
     }
@@ -90,8 +92,9 @@ export class LocalProcessExecutor implements StageExecutor {
     log: string,
     scanner: LogScanner,
     changes: FolderChanges,
+    startOffset: number,
   ): Promise<WatchResult> {
-    let offset = 0;
+    let offset = startOffset;
     let lastOutputAt = Date.now();
     let lastReportAt = 0;
 
@@ -103,11 +106,13 @@ export class LocalProcessExecutor implements StageExecutor {
         offset += chunk.length;
         lastOutputAt = now;
         scanner.feed(chunk.toString('utf8'), now);
+        await context.logs.append(0, chunk.toString('utf8'));
       }
       const state = await inspect(dir);
       if (state.kind !== 'running') {
         const rest = await readFrom(log, offset);
         scanner.feed(rest.toString('utf8'), now);
+        if (rest.length > 0) await context.logs.append(0, rest.toString('utf8'));
         scanner.finish(now);
         const last = scanner.takeProgress();
         if (last !== undefined) await context.reportProgress(last);
@@ -117,7 +122,7 @@ export class LocalProcessExecutor implements StageExecutor {
       if (now - lastOutputAt > request.hangTimeoutMs) {
         return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
       }
-      context.heartbeat({ offset, progress: scanner.progress() });
+      context.heartbeat({ offset, seen: scanner.seenPatterns(), progress: scanner.progress() });
       if (now - lastReportAt >= request.progressIntervalMs) {
         const progress = scanner.takeProgress();
         if (progress !== undefined) {
@@ -129,10 +134,11 @@ export class LocalProcessExecutor implements StageExecutor {
     }
   }
 
-  async stop(request: StopRequest): Promise<void> {
-    for (const worker of request.lease.workers) {
-      await killContainerProcesses(containerDir(worker, request.launch.containerName), 10_000);
-    }
+  async stop(request: StopRequest, logs: StageLogs): Promise<void> {
+    const dir = containerDir(request.lease.workers[0], request.launch.containerName);
+    await killContainerProcesses(dir, 10_000);
+    const log = await readTail(join(dir, 'log'), MAX_SAVED_LOG_BYTES);
+    if (log !== undefined) await logs.save(0, log);
   }
 
   private async resolveMount(mount: Mount): Promise<{ target: string; source: string; readOnly: boolean }> {
@@ -247,13 +253,19 @@ function outcome(
   };
 }
 
-async function readFrom(path: string, offset: number): Promise<Buffer> {
+/** The last `max` bytes of a file as text; undefined when there is no file. */
+async function readTail(path: string, max: number): Promise<string | undefined> {
+  const size = await stat(path).then((s) => s.size, () => undefined);
+  return size === undefined ? undefined : (await readFrom(path, Math.max(0, size - max), max)).toString('utf8');
+}
+
+async function readFrom(path: string, offset: number, max = 4 * 1024 * 1024): Promise<Buffer> {
   const file = await open(path, 'r').catch(() => undefined);
   if (file === undefined) return Buffer.alloc(0);
   try {
     const { size } = await file.stat();
     if (size <= offset) return Buffer.alloc(0);
-    const buffer = Buffer.alloc(Math.min(size - offset, 4 * 1024 * 1024));
+    const buffer = Buffer.alloc(Math.min(size - offset, max));
     const { bytesRead } = await file.read(buffer, 0, buffer.length, offset);
     return buffer.subarray(0, bytesRead);
   } finally {

@@ -11,9 +11,11 @@ export class LogScanner {
   private partial = '';
   private progressChanged = false;
 
-  constructor(hints: ProgressHints, patterns: readonly string[]) {
+  /** `alreadySeen`: patterns a previous watcher saw before this one resumed mid-log. */
+  constructor(hints: ProgressHints, patterns: readonly string[], alreadySeen: readonly string[] = []) {
     this.tracker = new ProgressTracker(hints);
     this.patterns = patterns;
+    for (const pattern of alreadySeen) if (patterns.includes(pattern)) this.seen.add(pattern);
   }
 
   /** Feeds a chunk of log text (may end mid-line; tqdm separates updates with \r). */

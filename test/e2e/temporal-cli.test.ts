@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { ensureTemporalCli } from '../../infra/local/temporal-cli.ts';
 import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
-import { startTestEnv, type TestEnv } from '../helpers/local-env.ts';
+import { startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
 
 const run = promisify(execFile);
 let env: TestEnv;
@@ -34,4 +34,23 @@ test('temporal workflow start with the input from `recogdrive local-input` runs 
   const { stdout } = await run(temporal, ['workflow', 'query', ...address, '--workflow-id', 'cli-run', '--name', 'status', '--output', 'json']);
   const answer = JSON.parse(stdout) as { queryResult: RunStatus[] };
   assert.equal(answer.queryResult[0]!.state, 'succeeded');
+
+  // The stage's log outlives its compute: `recogdrive logs` reads it from the artifact store.
+  const logs = await run(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), 'logs', 'cli-run', 'metricCache'], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
+  });
+  assert.match(logs.stdout, /Starting metric caching of \d+ files/);
+  assert.match(logs.stdout, /Done storing metadata csv file\./);
+  assert.deepEqual(await env.compute.list(), [], 'the compute that wrote the log is gone');
+});
+
+test('recogdrive logs --follow prints a running stage\'s log as it grows and returns when the stage ends', { timeout: 120_000 }, async () => {
+  const handle = await env.start('follow-run', env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 4000 } } }));
+  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  const { stdout } = await run(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), 'logs', 'follow-run', 'metricCache', '--follow'], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
+  });
+  assert.match(stdout, /Starting metric caching/);
+  assert.match(stdout, /Done storing metadata csv file\./, 'the lines written after following began are there too');
+  assert.equal((await handle.describe()).status.name, 'COMPLETED');
 });

@@ -1,0 +1,296 @@
+/**
+ * Runs a stage's container on every worker of a slice over SSH (`docker run -d`), re-attaches by
+ * container name instead of starting a second one, learns of an exit at once (a long-lived
+ * `docker wait` per worker) and checks periodically (inspect, new log lines). Gang semantics: one
+ * failed worker or one lost host fails the attempt as a whole, and stopping stops every worker.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { dockerRunArgs, type MountSource } from '../../pipeline/launch.ts';
+import type { ExitOutcome } from '../../pipeline/failures.ts';
+import type { SshEndpoint, SshPool, ExecResult } from '../ssh/pool.ts';
+import { SshConnectionLost, SshUnreachable } from '../ssh/errors.ts';
+import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
+import { docker, FREE_TPU, parseContainerState, parseTimedLines, type ContainerState } from './docker-cli.ts';
+import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
+import { LogScanner } from './log-scanner.ts';
+
+export interface DockerSshOptions {
+  pool: SshPool;
+  /** Prefix docker and TPU clean-up with `sudo -n` (TPU VM images need it for docker). */
+  sudo: boolean;
+  /** Where an artifact URI is on a worker host (gcsfuse mount for gs://, the path for file://). */
+  hostPathOf(source: MountSource): string;
+  /** Polls of a running stage give up connecting after this long (a lost host is decided over several polls). */
+  pollConnectDeadlineMs: number;
+}
+
+interface WorkerWatch {
+  endpoint: SshEndpoint;
+  exit: { code: number; oomKilled: boolean } | undefined;
+  waiting: boolean;
+  unreachableSince: number | undefined;
+  state: ContainerState | undefined;
+}
+
+export class DockerSshExecutor implements StageExecutor {
+  private readonly options: DockerSshOptions;
+
+  constructor(options: DockerSshOptions) {
+    this.options = options;
+  }
+
+  async launch(request: LaunchRequest): Promise<LaunchResult> {
+    const name = request.launch.containerName;
+    const endpoints = sshEndpoints(request.lease.workers);
+    const states = await Promise.all(endpoints.map((e) => this.state(e, name)));
+    if (states.every((s) => s !== undefined)) return { containerName: name, adopted: true };
+    // Half a slice from an interrupted launch must not keep running: start the whole slice afresh.
+    if (states.some((s) => s !== undefined)) await Promise.all(endpoints.map((e) => this.run(e, docker.remove(name))));
+    try {
+      await Promise.all(endpoints.map((endpoint, worker) => this.start(request, endpoint, worker)));
+    } catch (error) {
+      await Promise.allSettled(endpoints.map((e) => this.run(e, docker.remove(name))));
+      throw error;
+    }
+    return { containerName: name, adopted: false };
+  }
+
+  async watch(request: WatchRequest, context: WatchContext): Promise<WatchResult> {
+    const name = request.launch.containerName;
+    // A retried watcher resumes after the last log line its predecessor saw.
+    const resumed = context.resumeFrom as { since?: string; seen?: string[] } | undefined;
+    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen);
+    const workers: WorkerWatch[] = sshEndpoints(request.lease.workers).map((endpoint) => ({
+      endpoint,
+      exit: undefined,
+      waiting: false,
+      unreachableSince: undefined,
+      state: undefined,
+    }));
+    const hostLostAfterMs = Math.max(5 * request.pollIntervalMs, 30_000);
+    let since = resumed?.since;
+    let sinceKey: bigint | undefined;
+    let lastOutputAt = Date.now();
+    let lastReportAt = 0;
+    let wake: (() => void) | undefined;
+    const nudge = () => wake?.();
+
+    for (;;) {
+      if (context.cancelled.aborted) throw context.cancelled.reason;
+      for (const worker of workers) if (worker.exit === undefined && !worker.waiting) this.awaitExit(worker, name, context.cancelled, nudge);
+
+      const now = Date.now();
+      await Promise.all(workers.map((w) => this.poll(w, name)));
+      const fresh = await this.newLogLines(workers[0]!.endpoint, name, since, sinceKey);
+      if (fresh.length > 0) {
+        lastOutputAt = now;
+        since = fresh.at(-1)!.timestamp;
+        sinceKey = fresh.at(-1)!.key;
+        const text = fresh.map((l) => `${l.text}\n`).join('');
+        scanner.feed(text, now);
+        await context.logs.append(0, text);
+      }
+
+      const failed = workers.findIndex((w) => w.exit !== undefined && (w.exit.code !== 0 || w.exit.oomKilled));
+      const lost = workers.findIndex((w) => w.unreachableSince !== undefined && now - w.unreachableSince > hostLostAfterMs);
+      const vanished = workers.findIndex((w) => w.exit === undefined && w.unreachableSince === undefined && w.state === undefined);
+      if (failed >= 0 || lost >= 0 || vanished >= 0 || workers.every((w) => w.exit?.code === 0)) {
+        scanner.finish(now);
+        const last = scanner.takeProgress();
+        if (last !== undefined) await context.reportProgress(last);
+        return this.outcome(workers, name, scanner, { failed, lost, vanished });
+      }
+      if (now - lastOutputAt > request.hangTimeoutMs) return this.outcome(workers, name, scanner, { hung: true });
+
+      context.heartbeat({ since, seen: scanner.seenPatterns(), progress: scanner.progress() });
+      if (now - lastReportAt >= request.progressIntervalMs) {
+        const progress = scanner.takeProgress();
+        if (progress !== undefined) {
+          lastReportAt = now;
+          await context.reportProgress(progress);
+        }
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => done(), request.pollIntervalMs);
+        const done = () => {
+          clearTimeout(timer);
+          context.cancelled.removeEventListener('abort', done);
+          wake = undefined;
+          resolve();
+        };
+        wake = done;
+        context.cancelled.addEventListener('abort', done);
+      });
+    }
+  }
+
+  async stop(request: StopRequest, logs: StageLogs): Promise<void> {
+    const name = request.launch.containerName;
+    await Promise.all(
+      sshEndpoints(request.lease.workers).map(async (endpoint, worker) => {
+        try {
+          await this.run(endpoint, docker.stop(name, 30));
+          const log = await this.run(endpoint, docker.logs(name), { mergeStderr: true, maxOutputBytes: MAX_SAVED_LOG_BYTES });
+          if (log.code === 0) await logs.save(worker, log.stdout);
+          await this.run(endpoint, docker.remove(name));
+        } catch (error) {
+          // A host that is gone took its container with it; deleting the VM (release) finishes the job.
+          if (!(error instanceof SshUnreachable || error instanceof SshConnectionLost)) throw error;
+        }
+      }),
+    );
+  }
+
+  /** Creates the container on one worker: stale container gone, TPU freed, image present, then docker run -d. */
+  private async start(request: LaunchRequest, endpoint: SshEndpoint, worker: number): Promise<void> {
+    const { launch } = request;
+    await this.run(endpoint, docker.remove(launch.containerName));
+    await this.check(endpoint, FREE_TPU, 'free the TPU');
+    for (const mount of launch.mounts) {
+      const path = this.options.hostPathOf(mount.source);
+      if (mount.readOnly || mount.source.kind === 'host') {
+        const exists = await this.run(endpoint, ['test', '-d', path]);
+        if (exists.code !== 0) {
+          throw ApplicationFailure.create({
+            type: 'StageInputMissing',
+            message: `${path} (mounted at ${mount.target}) does not exist on ${endpoint.host}`,
+            nonRetryable: true,
+          });
+        }
+      } else {
+        await this.check(endpoint, ['mkdir', '-p', path], `create ${path}`);
+      }
+    }
+    await this.ensureImage(endpoint, launch.image);
+    const args = dockerRunArgs(launch, (source) => this.options.hostPathOf(source), {
+      labels: {
+        'recogdrive.owner': 'recogdrive',
+        'recogdrive.stage': launch.stage,
+        'recogdrive.attempt': String(request.attempt),
+      },
+      env: { RECOGDRIVE_WORKER: String(worker) },
+    });
+    await this.check(endpoint, ['docker', ...args], `start ${launch.containerName}`);
+  }
+
+  private async ensureImage(endpoint: SshEndpoint, image: string): Promise<void> {
+    if ((await this.run(endpoint, docker.imagePresent(image))).code === 0) return;
+    let last: ExecResult | undefined;
+    for (const delay of [0, 5_000, 15_000]) {
+      await sleep(delay);
+      last = await this.run(endpoint, docker.pull(image));
+      if (last.code === 0) return;
+    }
+    throw new Error(`pulling ${image} on ${endpoint.host} failed: ${last?.stderr.trim().split('\n').at(-1) ?? ''}`);
+  }
+
+  /** Starts (once) the long-lived `docker wait` that reports a worker's exit as soon as it happens. */
+  private awaitExit(worker: WorkerWatch, name: string, cancelled: AbortSignal, nudge: () => void): void {
+    worker.waiting = true;
+    this.run(worker.endpoint, docker.wait(name), { signal: cancelled, connectDeadlineMs: this.options.pollConnectDeadlineMs })
+      .then((result) => {
+        const code = Number(result.stdout.trim().split('\n').at(-1));
+        if (result.code === 0 && Number.isInteger(code)) worker.exit ??= { code, oomKilled: false };
+      })
+      .catch(() => {
+        // Connection trouble: the next poll decides (and a new wait starts).
+      })
+      .finally(() => {
+        worker.waiting = false;
+        nudge();
+      });
+  }
+
+  /** One inspect: the state, or that the host did not answer. */
+  private async poll(worker: WorkerWatch, name: string): Promise<void> {
+    try {
+      const state = await this.state(worker.endpoint, name, this.options.pollConnectDeadlineMs);
+      worker.unreachableSince = undefined;
+      worker.state = state;
+      if (state !== undefined && state.status === 'exited') {
+        worker.exit = { code: state.exitCode, oomKilled: state.oomKilled };
+      }
+    } catch (error) {
+      if (!(error instanceof SshUnreachable || error instanceof SshConnectionLost)) throw error;
+      worker.unreachableSince ??= Date.now();
+      this.options.pool.forget(worker.endpoint);
+    }
+  }
+
+  private async newLogLines(endpoint: SshEndpoint, name: string, since: string | undefined, sinceKey: bigint | undefined) {
+    try {
+      const result = await this.run(endpoint, docker.logsSince(name, since), {
+        mergeStderr: true,
+        connectDeadlineMs: this.options.pollConnectDeadlineMs,
+      });
+      return result.code === 0 ? parseTimedLines(result.stdout).filter((l) => sinceKey === undefined || l.key > sinceKey) : [];
+    } catch (error) {
+      if (error instanceof SshUnreachable || error instanceof SshConnectionLost) return [];
+      throw error;
+    }
+  }
+
+  private async outcome(
+    workers: WorkerWatch[],
+    name: string,
+    scanner: LogScanner,
+    verdict: { failed?: number; lost?: number; vanished?: number; hung?: boolean },
+  ): Promise<ExitOutcome> {
+    const started = workers.map((w) => w.state?.startedAt).filter((t): t is number => t !== undefined);
+    const finished = workers.map((w) => w.state?.finishedAt).filter((t): t is number => t !== undefined);
+    const base = {
+      oomKilled: false,
+      hung: verdict.hung === true,
+      seenPatterns: scanner.seenPatterns(),
+      startedAt: started.length > 0 ? Math.min(...started) : Date.now(),
+      exitedAt: finished.length > 0 ? Math.max(...finished) : Date.now(),
+      logTail: scanner.lastLines(),
+    };
+    const multi = workers.length > 1;
+    if (verdict.failed !== undefined && verdict.failed >= 0) {
+      const worker = workers[verdict.failed]!;
+      const tail = await this.run(worker.endpoint, docker.logsTail(name, 40), { mergeStderr: true }).catch(() => undefined);
+      return {
+        ...base,
+        exitCode: worker.exit!.code,
+        oomKilled: worker.exit!.oomKilled,
+        logTail: tail?.code === 0 ? tail.stdout.trimEnd().split('\n') : base.logTail,
+        ...(multi ? { failedWorker: verdict.failed } : {}),
+      };
+    }
+    if (verdict.lost !== undefined && verdict.lost >= 0) {
+      const host = workers[verdict.lost]!.endpoint.host;
+      return { ...base, exitCode: null, lostReason: `host ${host} stopped answering SSH`, ...(multi ? { failedWorker: verdict.lost } : {}) };
+    }
+    if (verdict.vanished !== undefined && verdict.vanished >= 0) {
+      return { ...base, exitCode: null, lostReason: 'its container disappeared', ...(multi ? { failedWorker: verdict.vanished } : {}) };
+    }
+    return { ...base, exitCode: verdict.hung ? null : 0 };
+  }
+
+  private async state(endpoint: SshEndpoint, name: string, connectDeadlineMs?: number): Promise<ContainerState | undefined> {
+    const result = await this.run(endpoint, docker.inspect(name), connectDeadlineMs === undefined ? {} : { connectDeadlineMs });
+    return result.code === 0 ? parseContainerState(result.stdout) : undefined;
+  }
+
+  private run(endpoint: SshEndpoint, argv: readonly string[], options: Parameters<SshPool['exec']>[2] = {}): Promise<ExecResult> {
+    return this.options.pool.exec(endpoint, this.options.sudo ? ['sudo', '-n', ...argv] : argv, options);
+  }
+
+  private async check(endpoint: SshEndpoint, argv: readonly string[], what: string): Promise<void> {
+    const result = await this.run(endpoint, argv);
+    if (result.code !== 0) {
+      throw new Error(`could not ${what} on ${endpoint.host} (exit ${result.code}): ${result.stderr.trim().split('\n').at(-1) ?? ''}`);
+    }
+  }
+}
+
+function sshEndpoints(workers: readonly WorkerEndpoint[]): SshEndpoint[] {
+  return workers.map((w) => {
+    if (w.kind !== 'ssh') {
+      throw ApplicationFailure.create({ type: 'InvalidLaunchSpec', message: 'the docker-over-SSH executor needs SSH workers', nonRetryable: true });
+    }
+    return { host: w.host, port: w.port, user: w.user, hostKeys: w.hostKeys };
+  });
+}

@@ -1,0 +1,45 @@
+/**
+ * What a worker process can run on: always the embedded default (local); with an SSH key
+ * configured, also `static` hosts through docker over SSH.
+ */
+import { StaticComputeProvider } from '../activities/compute/static.ts';
+import { DockerSshExecutor } from '../activities/execution/docker-ssh.ts';
+import type { ActivityDependencies } from '../activities/index.ts';
+import { loadSshKey } from '../activities/ssh/credentials.ts';
+import { SshPool } from '../activities/ssh/pool.ts';
+import { defaultHostPath } from '../pipeline/launch.ts';
+import { configFromEnv } from './config.ts';
+import { localBackend } from './local-backend.ts';
+
+export interface WorkerBackend {
+  deps: ActivityDependencies;
+  close(): void;
+}
+
+export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDir?: string): Promise<WorkerBackend> {
+  const config = configFromEnv(env);
+  const local = localBackend(dataDir ?? config.RECOGDRIVE_DATA_DIR);
+  const key = await loadSshKey(env);
+  if (key === undefined) return { deps: local, close: () => {} };
+  const pool = new SshPool({
+    key,
+    connectDeadlineMs: config.RECOGDRIVE_SSH_CONNECT_DEADLINE_MS,
+    keepaliveIntervalMs: 15_000,
+    maxConnections: config.RECOGDRIVE_SSH_MAX_CONNECTIONS,
+    maxChannelsPerConnection: config.RECOGDRIVE_SSH_CHANNELS_PER_CONNECTION,
+  });
+  const ssh = new DockerSshExecutor({
+    pool,
+    sudo: config.RECOGDRIVE_REMOTE_SUDO,
+    hostPathOf: (source) => defaultHostPath(source, config.RECOGDRIVE_ARTIFACT_MOUNT_ROOT),
+    pollConnectDeadlineMs: 10_000,
+  });
+  return {
+    deps: {
+      ...local,
+      compute: { ...local.compute, static: new StaticComputeProvider(config.RECOGDRIVE_KNOWN_HOSTS) },
+      executors: { ...local.executors, ssh },
+    },
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * `recogdrive logs <run> <stage>`: a stage's log from the artifact store, where it outlives the
+ * compute; `--follow` keeps printing while the stage runs.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { FileArtifactStore } from '../activities/artifacts/file-store.ts';
+import { attemptLogName } from '../pipeline/naming.ts';
+import type { StageName } from '../pipeline/stages.ts';
+import type { StageStatus } from '../pipeline/status.ts';
+import { runStatusQuery } from '../workflows/messages.ts';
+
+export interface LogsOptions {
+  attempt?: number;
+  worker: number;
+  follow: boolean;
+  write: (text: string) => void;
+}
+
+export async function printStageLog(client: Client, runId: string, stage: StageName, options: LogsOptions): Promise<void> {
+  const status = async (): Promise<StageStatus> => {
+    const run = await client.workflow.getHandle(runId).query(runStatusQuery);
+    const found = run.stages.find((s) => s.stage === stage);
+    if (found?.logsUri === undefined) throw new Error(`run ${runId} does not run stage ${stage}`);
+    return found;
+  };
+  const first = await status();
+  const attempt = options.attempt ?? Math.max(1, first.attempt);
+  if (!first.logsUri!.startsWith('file://')) throw new Error(`reading logs from ${first.logsUri} is not supported by this build`);
+  const uri = `${first.logsUri}/${attemptLogName(attempt, options.worker)}`;
+  const store = new FileArtifactStore();
+  let printed = 0;
+  const printNew = async (): Promise<boolean> => {
+    const text = (await store.readText(uri)) ?? '';
+    if (text.length <= printed) return false;
+    options.write(text.slice(printed));
+    printed = text.length;
+    return true;
+  };
+  await printNew();
+  if (!options.follow) {
+    if (printed === 0) throw new Error(`no log yet at ${uri}`);
+    return;
+  }
+  for (;;) {
+    const current = await status();
+    const done = current.state !== 'running' || current.attempt !== attempt;
+    // One more read after the stage ended: the final save may add the last lines.
+    const grew = await printNew();
+    if (done && !grew) return;
+    await sleep(1000);
+  }
+}

@@ -1,9 +1,13 @@
 /**
- * `npm run bench`: benchmarks on the embedded default with a real Temporal server. Prints a
- * report and writes it to bench/results/<time>.json. Figures, not pass/fail: the machines are
- * shared and noisy, so compare medians across runs.
- *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000").
+ * `npm run bench`: orchestration overhead on the embedded default with a real Temporal server,
+ * then (when the test bed's sshd and podman are installed) the docker-over-SSH executor's exit
+ * latency and its cost of watching many stages (bench/ssh-watch.ts). Figures, not pass/fail:
+ * the machines are shared and noisy, so compare medians across runs.
+ *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000");
+ *   BENCH_STAGES (default 100) watched stages; BENCH_SKIP_SSH=1 skips the SSH part.
  */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../workers/project-root.ts';
@@ -46,3 +50,14 @@ await mkdir(dir, { recursive: true });
 const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
 await writeFile(file, JSON.stringify({ runs, stageLengths, results: all }, null, 2));
 console.log(`details: ${file}`);
+
+if (process.env.BENCH_SKIP_SSH === '1') {
+  console.log('docker-over-SSH bench skipped (BENCH_SKIP_SSH=1)');
+} else if (!existsSync('/usr/sbin/sshd') || !existsSync('/usr/bin/podman')) {
+  console.log('docker-over-SSH bench skipped: run `bash test/testbed/install.sh` first (sshd, podman)');
+} else {
+  // A process of its own: its CPU and memory figures must not include this process's Temporal worker.
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bench', 'ssh-watch.ts')], { stdio: 'inherit' });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) process.exitCode = code ?? 1;
+}

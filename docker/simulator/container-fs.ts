@@ -11,9 +11,15 @@ import type { MountTable } from './paths.ts';
 
 export class ContainerFs {
   readonly mounts: MountTable;
+  /**
+   * False on the other workers of a multi-host slice: like process 0 of a multi-controller JAX
+   * job, only worker 0 writes outputs; the others do the same work and print the same progress.
+   */
+  readonly writes: boolean;
 
-  constructor(mounts: MountTable) {
+  constructor(mounts: MountTable, options: { writes?: boolean } = {}) {
     this.mounts = mounts;
+    this.writes = options.writes ?? true;
   }
 
   absolute(p: string): string {
@@ -88,6 +94,7 @@ export class ContainerFs {
 
   #os<T>(p: string, op: (host: string) => T, mode: 'read' | 'write' = 'read'): T {
     const host = this.#host(p, mode);
+    if (mode === 'write' && !this.writes) return undefined as T;
     try {
       return op(host);
     } catch (error) {

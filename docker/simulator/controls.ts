@@ -9,7 +9,11 @@ export type FaultKind = (typeof FAULT_KINDS)[number];
 export interface Controls {
   /** Total wall time of the stage's work (RECOGDRIVE_SIM_DURATION_MS, default 1500). */
   durationMs: number;
-  /** Injected fault (RECOGDRIVE_SIM_FAULT); undefined = healthy. */
+  /**
+   * Injected fault (RECOGDRIVE_SIM_FAULT); undefined = healthy. With RECOGDRIVE_SIM_FAULT_WORKER set,
+   * only the container whose RECOGDRIVE_WORKER (the worker index the orchestrator passes) equals it
+   * gets the fault: one worker of a multi-host slice fails, the others stay healthy.
+   */
   fault: FaultKind | undefined;
   /** Fraction of the work done before the fault fires (RECOGDRIVE_SIM_FAULT_AT, default 0.5). */
   faultAt: number;
@@ -30,7 +34,17 @@ export function readControls(env: NodeJS.ProcessEnv): Controls {
       throw new SimulatorError(`RECOGDRIVE_SIM_FAULT must be one of ${FAULT_KINDS.join(', ')} (got ${rawFault})`);
     }
   }
+  if (fault !== undefined && !faultTargetsThisWorker(env)) fault = undefined;
   return { durationMs, fault, faultAt, stateDir: stateDir(env) };
+}
+
+/** RECOGDRIVE_SIM_FAULT_WORKER unset: every worker; set: only the worker with that RECOGDRIVE_WORKER. */
+function faultTargetsThisWorker(env: NodeJS.ProcessEnv): boolean {
+  const target = env.RECOGDRIVE_SIM_FAULT_WORKER;
+  if (target === undefined || target === '') return true;
+  if (!/^\d+$/.test(target)) throw new SimulatorError(`RECOGDRIVE_SIM_FAULT_WORKER must be a worker index (got ${target})`);
+  const worker = env.RECOGDRIVE_WORKER;
+  return worker !== undefined && worker !== '' && Number(worker) === Number(target);
 }
 
 /** Without an explicit directory, one per hostname: each container has its own hostname. */

@@ -27,7 +27,9 @@ export async function runPython(argv: readonly string[]): Promise<number> {
     return 2;
   }
 
-  const fs = new ContainerFs(MountTable.fromEnv(process.env));
+  // RECOGDRIVE_WORKER: the worker index the orchestrator gives each container of a slice.
+  const worker = process.env.RECOGDRIVE_WORKER;
+  const fs = new ContainerFs(MountTable.fromEnv(process.env), { writes: worker === undefined || worker === '' || worker === '0' });
   const scriptPath = fs.absolute(script);
   const scriptName = path.posix.basename(script);
   const main = SCRIPTS[scriptName];

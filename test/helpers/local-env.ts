@@ -47,10 +47,13 @@ export interface TestEnv {
   close(): Promise<void>;
 }
 
-export async function startTestEnv(): Promise<TestEnv> {
+/** `env`: worker configuration, e.g. the SSH key and known_hosts of a test bed. */
+export async function startTestEnv(options: { env?: NodeJS.ProcessEnv } = {}): Promise<TestEnv> {
   const dataDir = await mkdtemp(join(tmpdir(), 'recogdrive-test-'));
   const [stack, dataset] = await Promise.all([
-    workflowBundle().then((workflowBundle) => startLocalStack({ dataDir, uiPort: false, workflowBundle })),
+    workflowBundle().then((workflowBundle) =>
+      startLocalStack({ dataDir, uiPort: false, workflowBundle, ...(options.env === undefined ? {} : { env: options.env }) }),
+    ),
     seedDataset(join(dataDir, 'dataset', 'recogdrive')),
   ]);
   return {

@@ -386,6 +386,18 @@ describe('injected faults', { concurrency: true }, () => {
     assert.doesNotMatch(result.stdout, /Done storing metadata csv file/);
   });
 
+  test('a worker-targeted fault fires only in the container of that RECOGDRIVE_WORKER', async () => {
+    const targeted = { RECOGDRIVE_SIM_FAULT: 'crash', RECOGDRIVE_SIM_FAULT_WORKER: '1' };
+    const [worker0, worker1] = await Promise.all([
+      sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], stageEnv(METRIC_MOUNTS('metric-worker-0'), { ...targeted, RECOGDRIVE_WORKER: '0' })),
+      sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], stageEnv(METRIC_MOUNTS('metric-worker-1'), { ...targeted, RECOGDRIVE_WORKER: '1' })),
+    ]);
+    assertExit(worker0, 0);
+    assert.match(worker0.stdout, /Done storing metadata csv file/);
+    assertExit(worker1, 1);
+    assert.equal(lastLine(worker1.stderr), 'RuntimeError: simulated crash in run_metric_caching.py');
+  });
+
   test('oom dies of SIGKILL without a message: a parent shell sees status 137', async () => {
     const env = stageEnv(STAGE1_MOUNTS('stage1-oom'), { RECOGDRIVE_SIM_FAULT: 'oom', RECOGDRIVE_SIM_FAULT_AT: '0.25' });
     // `; exit $?` keeps sh from exec-ing the command, so sh itself reports the child's death.

@@ -1,0 +1,253 @@
+/**
+ * A multi-host TPU slice made of real software on this machine: one sshd per "worker" on a
+ * loopback port, and behind each a container host of its own (podman with its own storage, state
+ * and locks) that answers to `docker` in that worker's SSH sessions. The stage image (the stage
+ * simulator in a minimal rootfs) is in every worker's storage. See README.md beside this file.
+ *
+ *   const bed = await startTestbed({ workers: 2, dir });
+ *   // ssh2: { host: bed.workers[i].address, port: bed.workers[i].port, username: 'root',
+ *   //         privateKey: fs.readFileSync(bed.privateKeyFile), hostVerifier: pin(bed.workers[i].hostKey) }
+ *   await bed.stop();
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { containerHost, dockerShim, podman, STATE_ROOT, writeContainerHost, type ContainerHost } from './podman.ts';
+import { check, isAlive, listProcesses, run, terminate, unmountBelow } from './processes.ts';
+import { Sshd, stopLeftoverSshd } from './sshd.ts';
+import { DEFAULT_TAGS, installImageStore, stageImageStore } from './stage-image.ts';
+
+export interface TestbedWorker {
+  address: string;
+  port: number;
+  user: string;
+  /** "ssh-ed25519 AAAA..." */
+  hostKey: string;
+}
+
+export interface Testbed {
+  dir: string;
+  workers: TestbedWorker[];
+  /** OpenSSH known_hosts lines "[127.0.0.1]:PORT ssh-ed25519 AAAA..." for every worker. */
+  knownHostsFile: string;
+  /** Client private key (OpenSSH format, ed25519), authorized on every worker; mode 600. */
+  privateKeyFile: string;
+  /** The image tags available on every worker. */
+  images: string[];
+  /** Runs the worker's docker (podman) directly, for test assertions (bypasses SSH). */
+  docker(worker: number, args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
+  /** Kills the sshd connections of a worker (not the listener), to simulate a dropped SSH connection. */
+  dropConnections(worker: number): Promise<void>;
+  /** Stops a worker's sshd listener (host unreachable) / starts it again on the same port with the same host key. */
+  stopWorker(worker: number): Promise<void>;
+  startWorker(worker: number): Promise<void>;
+  /** Stops sshd instances, removes every container of the test bed, keeps the image cache. */
+  stop(): Promise<void>;
+}
+
+export interface TestbedOptions {
+  workers: number;
+  /** The test bed's folder (created; leftovers of a killed run in it are cleaned up). */
+  dir: string;
+  /** Image tags to put on every worker (default recogdrive-tpu:stage1 and :unified); [] for none. */
+  images?: string[];
+  /** Where the stage image is cached (default: RECOGDRIVE_TESTBED_CACHE or .data/testbed-cache). */
+  cacheDir?: string;
+}
+
+const USER = 'root';
+/** In a worker's state folder (under /run): which folder and process it belongs to, for sweepAbandoned. */
+const OWNER_FILE = 'owner.json';
+const ADDRESS = '127.0.0.1';
+
+interface Worker {
+  index: number;
+  dir: string;
+  host: ContainerHost;
+  sshd: Sshd;
+}
+
+export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
+  if (!Number.isInteger(options.workers) || options.workers < 1) throw new Error(`workers must be a positive integer (got ${options.workers})`);
+  const dir = path.resolve(options.dir);
+  const images = options.images ?? DEFAULT_TAGS;
+  fs.mkdirSync(dir, { recursive: true });
+  await Promise.all([cleanLeftovers(dir), sweepAbandoned()]);
+
+  const privateKeyFile = path.join(dir, 'client_key');
+  const authorizedKeysFile = path.join(dir, 'authorized_keys');
+  const knownHostsFile = path.join(dir, 'known_hosts');
+  const [store] = await Promise.all([
+    images.length > 0 ? stageImageStore(images, options.cacheDir) : undefined,
+    (async () => {
+      for (const file of [privateKeyFile, `${privateKeyFile}.pub`]) fs.rmSync(file, { force: true });
+      await check('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'recogdrive-testbed-client', '-f', privateKeyFile]);
+      fs.chmodSync(privateKeyFile, 0o600);
+      fs.copyFileSync(`${privateKeyFile}.pub`, authorizedKeysFile);
+    })(),
+  ]);
+
+  const workers: Worker[] = [];
+  try {
+    for (let index = 0; index < options.workers; index++) {
+      const workerDir = path.join(dir, `worker-${index}`);
+      const host = containerHost(workerDir);
+      const bin = path.join(workerDir, 'bin');
+      const sshd = new Sshd({
+        dir: path.join(workerDir, 'ssh'),
+        authorizedKeysFile,
+        env: {
+          PATH: `${bin}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin`,
+          SHLVL: '1',
+          RECOGDRIVE_TESTBED_WORKER: String(index),
+        },
+      });
+      workers.push({ index, dir: workerDir, host, sshd });
+    }
+    await Promise.all(
+      workers.map(async (worker) => {
+        writeContainerHost(worker.host);
+        fs.writeFileSync(path.join(worker.host.stateDir, OWNER_FILE), JSON.stringify({ dir: worker.dir, pid: process.pid }));
+        const bin = path.join(worker.dir, 'bin');
+        fs.mkdirSync(bin, { recursive: true });
+        fs.writeFileSync(path.join(bin, 'docker'), dockerShim(worker.host), { mode: 0o755 });
+        fs.writeFileSync(path.join(bin, 'sudo'), SUDO_SHIM, { mode: 0o755 });
+        if (store !== undefined) await installImageStore(store.graphRoot, worker.host.graphRoot);
+        await worker.sshd.start();
+      }),
+    );
+  } catch (error) {
+    await Promise.allSettled(workers.map((w) => stopWorkerHost(w)));
+    throw error;
+  }
+  writeKnownHosts(knownHostsFile, workers);
+
+  const workerAt = (index: number): Worker => {
+    const worker = workers[index];
+    if (worker === undefined) throw new Error(`no worker ${index} (the test bed has ${workers.length})`);
+    return worker;
+  };
+  let stopped: Promise<void> | undefined;
+  return {
+    dir,
+    workers: workers.map((w) => ({ address: ADDRESS, port: w.sshd.port, user: USER, hostKey: w.sshd.hostKey })),
+    knownHostsFile,
+    privateKeyFile,
+    images: [...images],
+    docker: async (worker, args) => {
+      const w = workerAt(worker);
+      const result = await podman(w.host, args);
+      // After stop(), a look at a worker must not leave podman state (or a storage mount) behind.
+      if (stopped !== undefined) await stopped.then(() => releaseState(w.dir, w.host));
+      return result;
+    },
+    dropConnections: (worker) => workerAt(worker).sshd.dropConnections(),
+    stopWorker: (worker) => workerAt(worker).sshd.stop(),
+    startWorker: (worker) => workerAt(worker).sshd.restart(),
+    stop: () => {
+      stopped ??= Promise.all(workers.map((w) => stopWorkerHost(w))).then(() => undefined);
+      return stopped;
+    },
+  };
+}
+
+/**
+ * `sudo [-n] [-E] [--] command...`: sessions already run as root, and the real sudo would reset
+ * PATH to its secure_path (where /usr/local/bin/docker, a CLI without an engine, comes first).
+ */
+const SUDO_SHIM = `#!/bin/sh
+# Test bed: sessions run as root; run the command with this session's PATH (docker = this worker's podman).
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -n|-E|-H|-S|--non-interactive|--preserve-env) shift ;;
+    --) shift; break ;;
+    -*) echo "sudo (test bed): unsupported option $1" >&2; exit 1 ;;
+    *) break ;;
+  esac
+done
+[ $# -gt 0 ] || { echo "usage: sudo [-n] command..." >&2; exit 1; }
+exec "$@"
+`;
+
+function writeKnownHosts(file: string, workers: readonly Worker[]): void {
+  fs.writeFileSync(file, workers.map((w) => `[${ADDRESS}]:${w.sshd.port} ${w.sshd.hostKey}\n`).join(''));
+}
+
+/** Stops a worker's sshd, removes its containers, ends its podman/conmon processes, unmounts its storage. */
+async function stopWorkerHost(worker: Worker): Promise<void> {
+  await worker.sshd.stop();
+  await removeContainers(worker.dir, worker.host);
+}
+
+async function removeContainers(workerDir: string, host: ContainerHost): Promise<void> {
+  if (fs.existsSync(host.containersConf) && fs.existsSync(host.storageConf) && fs.existsSync(host.graphRoot)) {
+    await podman(host, ['rm', '--all', '--force', '--time', '0'], { timeoutMs: 60_000 });
+  }
+  // Containers podman could not remove (the test bed's folder is gone): end them through runc.
+  const containersDir = path.join(host.runRoot, 'overlay-containers');
+  const ids = fs.existsSync(containersDir) ? fs.readdirSync(containersDir).filter((id) => /^[0-9a-f]{64}$/.test(id)) : [];
+  for (const id of ids) await run('runc', ['delete', '--force', id]);
+  const leftovers = processesOf(workerDir, host);
+  if (leftovers.length > 0) await terminate(leftovers, 1000);
+  await releaseState(workerDir, host);
+}
+
+/** Unmounts the worker's storage and removes its per-boot podman state (under /run). */
+async function releaseState(workerDir: string, host: ContainerHost): Promise<void> {
+  await unmountBelow(workerDir);
+  await unmountBelow(host.stateDir);
+  fs.rmSync(host.stateDir, { recursive: true, force: true });
+}
+
+/** Processes of a worker's container host: conmon (its runroot is in its arguments) and podman commands (their environment). */
+function processesOf(workerDir: string, host: ContainerHost): number[] {
+  const marker = `CONTAINERS_CONF=${host.containersConf}\0`;
+  return listProcesses()
+    .filter((p) => p.pid !== process.pid)
+    .filter((p) => {
+      if (p.cmdline.includes(`${workerDir}/`) || p.cmdline.includes(`${host.stateDir}/`)) return true;
+      try {
+        return fs.readFileSync(`/proc/${p.pid}/environ`, 'utf8').includes(marker);
+      } catch {
+        return false;
+      }
+    })
+    .map((p) => p.pid);
+}
+
+/** A killed run leaves sshd listeners, containers and overlay mounts in its folder: end and remove them. */
+async function cleanLeftovers(dir: string): Promise<void> {
+  const workerDirs = fs
+    .readdirSync(dir)
+    .filter((name) => /^worker-\d+$/.test(name))
+    .map((name) => path.join(dir, name));
+  await Promise.all(
+    workerDirs.map(async (workerDir) => {
+      await stopLeftoverSshd(path.join(workerDir, 'ssh'));
+      await removeContainers(workerDir, containerHost(workerDir));
+      fs.rmSync(workerDir, { recursive: true, force: true });
+    }),
+  );
+}
+
+/**
+ * Test beds of processes that died without stop() (a killed test run, in a folder no one reuses):
+ * their sshd, containers and mounts, found through the owner files of the state folders.
+ */
+async function sweepAbandoned(): Promise<void> {
+  if (!fs.existsSync(STATE_ROOT)) return;
+  await Promise.all(
+    fs.readdirSync(STATE_ROOT).map(async (name) => {
+      let owner: { dir?: unknown; pid?: unknown };
+      try {
+        owner = JSON.parse(fs.readFileSync(path.join(STATE_ROOT, name, OWNER_FILE), 'utf8')) as typeof owner;
+      } catch {
+        return;
+      }
+      if (typeof owner.dir !== 'string' || typeof owner.pid !== 'number' || isAlive(owner.pid)) return;
+      const host = containerHost(owner.dir);
+      if (path.basename(host.stateDir) !== name) return;
+      await stopLeftoverSshd(path.join(owner.dir, 'ssh'));
+      await removeContainers(owner.dir, host);
+    }),
+  );
+}

@@ -32,7 +32,7 @@ export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDi
     pool,
     sudo: config.RECOGDRIVE_REMOTE_SUDO,
     hostPathOf: (source) => defaultHostPath(source, config.RECOGDRIVE_ARTIFACT_MOUNT_ROOT),
-    pollConnectDeadlineMs: 10_000,
+    pollConnectDeadlineMs: config.RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS,
   });
   return {
     deps: {

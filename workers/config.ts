@@ -21,6 +21,8 @@ const Env = z.object({
   /** Where workers see gs:// artifacts (gcsfuse mount root). */
   RECOGDRIVE_ARTIFACT_MOUNT_ROOT: AbsolutePath.default('/mnt/artifacts'),
   RECOGDRIVE_SSH_CONNECT_DEADLINE_MS: PositiveInt.default(180_000),
+  /** A poll of a running stage gives up connecting after this long; a host silent for 3 polls is lost. */
+  RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS: PositiveInt.default(10_000),
   RECOGDRIVE_SSH_MAX_CONNECTIONS: PositiveInt.default(64),
   RECOGDRIVE_SSH_CHANNELS_PER_CONNECTION: PositiveInt.default(8),
 });

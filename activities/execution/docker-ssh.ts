@@ -68,7 +68,8 @@ export class DockerSshExecutor implements StageExecutor {
       unreachableSince: undefined,
       state: undefined,
     }));
-    const hostLostAfterMs = Math.max(5 * request.pollIntervalMs, 30_000);
+    // A host silent for several polls (each giving up connecting after pollConnectDeadlineMs) is lost.
+    const hostLostAfterMs = Math.max(5 * request.pollIntervalMs, 3 * this.options.pollConnectDeadlineMs);
     let since = resumed?.since;
     let sinceKey: bigint | undefined;
     let lastOutputAt = Date.now();
@@ -129,11 +130,13 @@ export class DockerSshExecutor implements StageExecutor {
     const name = request.launch.containerName;
     await Promise.all(
       sshEndpoints(request.lease.workers).map(async (endpoint, worker) => {
+        // A host that does not answer within a few polls is treated as gone, not waited for.
+        const reach = { connectDeadlineMs: 3 * this.options.pollConnectDeadlineMs };
         try {
-          await this.run(endpoint, docker.stop(name, 30));
-          const log = await this.run(endpoint, docker.logs(name), { mergeStderr: true, maxOutputBytes: MAX_SAVED_LOG_BYTES });
+          await this.run(endpoint, docker.stop(name, 30), reach);
+          const log = await this.run(endpoint, docker.logs(name), { ...reach, mergeStderr: true, maxOutputBytes: MAX_SAVED_LOG_BYTES });
           if (log.code === 0) await logs.save(worker, log.stdout);
-          await this.run(endpoint, docker.remove(name));
+          await this.run(endpoint, docker.remove(name), reach);
         } catch (error) {
           // A host that is gone took its container with it; deleting the VM (release) finishes the job.
           if (!(error instanceof SshUnreachable || error instanceof SshConnectionLost)) throw error;

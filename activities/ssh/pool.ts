@@ -78,9 +78,14 @@ export class SshPool {
         if (!(error instanceof ChannelRefused)) throw error;
         connection.closed = true;
       } finally {
-        this.release(endpoint, connection);
+        this.release(connection);
       }
     }
+  }
+
+  /** Open connections (all hosts), for tests and the benchmark. */
+  connectionCount(): number {
+    return this.opened;
   }
 
   /** Closes every connection (worker shutdown). */
@@ -99,12 +104,10 @@ export class SshPool {
 
   private async acquire(endpoint: SshEndpoint, options: ExecOptions): Promise<Connection> {
     const { signal } = options;
-    const key = keyOf(endpoint);
     for (;;) {
       signal?.throwIfAborted();
-      const list = (this.connections.get(key) ?? []).filter((c) => !c.closed);
-      this.connections.set(key, list);
-      const free = list.find((c) => c.channels < this.settings.maxChannelsPerConnection);
+      const list = this.live(endpoint);
+      const free = list.find((c) => !c.closed && c.channels < this.settings.maxChannelsPerConnection);
       if (free !== undefined) {
         free.channels++;
         return free;
@@ -114,11 +117,13 @@ export class SshPool {
         try {
           const connection = await this.connect(endpoint, signal, options.connectDeadlineMs ?? this.settings.connectDeadlineMs);
           connection.channels = 1;
-          list.push(connection);
+          this.live(endpoint).push(connection);
+          // The new connection has room for more channels: let every waiter look again.
+          this.wakeAll();
           return connection;
         } catch (error) {
           this.opened--;
-          this.wakeOne();
+          this.wakeAll();
           throw error;
         }
       }
@@ -126,21 +131,26 @@ export class SshPool {
     }
   }
 
-  private release(endpoint: SshEndpoint, connection: Connection): void {
-    connection.channels--;
-    if (connection.closed && connection.channels === 0) {
-      connection.client.end();
-      const list = this.connections.get(keyOf(endpoint)) ?? [];
-      this.connections.set(
-        keyOf(endpoint),
-        list.filter((c) => c !== connection),
-      );
+  /** The endpoint's open connections (the map's own array, closed ones dropped in place). */
+  private live(endpoint: SshEndpoint): Connection[] {
+    const key = keyOf(endpoint);
+    let list = this.connections.get(key);
+    if (list === undefined) {
+      list = [];
+      this.connections.set(key, list);
     }
-    this.wakeOne();
+    for (let i = list.length - 1; i >= 0; i--) if (list[i]!.closed && list[i]!.channels === 0) list.splice(i, 1);
+    return list;
   }
 
-  private wakeOne(): void {
-    this.waiters.shift()?.();
+  private release(connection: Connection): void {
+    connection.channels--;
+    if (connection.closed && connection.channels === 0) connection.client.end();
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    for (const wake of this.waiters.splice(0)) wake();
   }
 
   private async connect(endpoint: SshEndpoint, signal: AbortSignal | undefined, deadlineMs: number): Promise<Connection> {
@@ -174,7 +184,7 @@ export class SshPool {
         client.on('close', () => {
           connection.closed = true;
           this.opened--;
-          this.wakeOne();
+          this.wakeAll();
         });
         client.on('error', () => {
           connection.closed = true;

@@ -31,5 +31,11 @@ export function testbedInput(env: TestEnv, bed: Testbed, stages: Partial<Record<
 
 /** Worker configuration that lets a worker reach the test bed. */
 export function testbedWorkerEnv(bed: Testbed): NodeJS.ProcessEnv {
-  return { ...process.env, RECOGDRIVE_SSH_KEY_FILE: bed.privateKeyFile, RECOGDRIVE_KNOWN_HOSTS: bed.knownHostsFile };
+  return {
+    ...process.env,
+    RECOGDRIVE_SSH_KEY_FILE: bed.privateKeyFile,
+    RECOGDRIVE_KNOWN_HOSTS: bed.knownHostsFile,
+    // Loopback answers at once: decide a lost host in seconds, not minutes.
+    RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS: '3000',
+  };
 }

@@ -184,3 +184,22 @@ test('the status query shows progress parsed from the container log over SSH', {
   await handle.result();
   assert.equal((await handle.query(runStatusQuery)).state, 'succeeded');
 });
+
+test('a worker whose host stops answering fails the attempt as infrastructure and stops the rest of the slice', { skip }, async () => {
+  const handle = await env.start(
+    'bed-lost',
+    testbedInput(env, bed, { metricCache: { workers: [2, 3], env: { RECOGDRIVE_SIM_DURATION_MS: '300000' }, settings: { maxAttempts: 1 } } }),
+  );
+  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await bed.stopWorker(3);
+  try {
+    const failure = await runFailure(handle.result());
+    assert.equal(failure.stageType, 'StageInfrastructureError');
+    assert.match(failure.message, /metricCache \(worker 1\) was lost: host 127\.0\.0\.1 stopped answering SSH/);
+    assert.deepEqual(await containersOn(2), [], 'the reachable worker was stopped');
+  } finally {
+    await bed.startWorker(3);
+    // The unreachable host kept its container (a deleted TPU VM would take it along).
+    for (const line of await containersOn(3)) await bed.docker(3, ['rm', '-f', line.split(' ')[0]!]);
+  }
+});

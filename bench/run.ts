@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: orchestration overhead on the embedded default with a real Temporal server,
  * then (when the test bed's sshd and podman are installed) the docker-over-SSH executor's exit
- * latency and its cost of watching many stages (bench/ssh-watch.ts). Figures, not pass/fail:
+ * latency and its cost of watching many stages (bench/ssh-watch.ts), and the Temporal worker
+ * process's CPU and memory while it watches that many runs (bench/ssh-worker-load.ts). Figures, not pass/fail:
  * the machines are shared and noisy, so compare medians across runs.
  *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000");
  *   BENCH_STAGES (default 100) watched stages; BENCH_SKIP_SSH=1 skips the SSH part.
@@ -56,8 +57,10 @@ if (process.env.BENCH_SKIP_SSH === '1') {
 } else if (!existsSync('/usr/sbin/sshd') || !existsSync('/usr/bin/podman')) {
   console.log('docker-over-SSH bench skipped: run `bash test/testbed/install.sh` first (sshd, podman)');
 } else {
-  // A process of its own: its CPU and memory figures must not include this process's Temporal worker.
-  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bench', 'ssh-watch.ts')], { stdio: 'inherit' });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  if (code !== 0) process.exitCode = code ?? 1;
+  // Processes of their own: their CPU and memory figures must not include this process's Temporal worker.
+  for (const bench of ['ssh-watch.ts', 'ssh-worker-load.ts']) {
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bench', bench)], { stdio: 'inherit' });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) process.exitCode = code ?? 1;
+  }
 }

@@ -14,6 +14,7 @@ import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResul
 import { docker, FREE_TPU, parseContainerState, parseTimedLines, type ContainerState } from './docker-cli.ts';
 import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
+import { WatchReporting } from './watch-reporting.ts';
 
 export interface DockerSshOptions {
   pool: SshPool;
@@ -73,7 +74,7 @@ export class DockerSshExecutor implements StageExecutor {
     let since = resumed?.since;
     let sinceKey: bigint | undefined;
     let lastOutputAt = Date.now();
-    let lastReportAt = 0;
+    const reporting = new WatchReporting(scanner, context, request.progressIntervalMs);
     let wake: (() => void) | undefined;
     const nudge = () => wake?.();
 
@@ -97,21 +98,11 @@ export class DockerSshExecutor implements StageExecutor {
       const lost = workers.findIndex((w) => w.unreachableSince !== undefined && now - w.unreachableSince > hostLostAfterMs);
       const vanished = workers.findIndex((w) => w.exit === undefined && w.unreachableSince === undefined && w.state === undefined);
       if (failed >= 0 || lost >= 0 || vanished >= 0 || workers.every((w) => w.exit?.code === 0)) {
-        scanner.finish(now);
-        const last = scanner.takeProgress();
-        if (last !== undefined) await context.reportProgress(last);
+        await reporting.flush(now);
         return this.outcome(workers, name, scanner, { failed, lost, vanished });
       }
       if (now - lastOutputAt > request.hangTimeoutMs) return this.outcome(workers, name, scanner, { hung: true });
-
-      context.heartbeat({ since, seen: scanner.seenPatterns(), progress: scanner.progress() });
-      if (now - lastReportAt >= request.progressIntervalMs) {
-        const progress = scanner.takeProgress();
-        if (progress !== undefined) {
-          lastReportAt = now;
-          await context.reportProgress(progress);
-        }
-      }
+      await reporting.tick(now, { since });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => done(), request.pollIntervalMs);
         const done = () => {

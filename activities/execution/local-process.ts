@@ -18,6 +18,7 @@ import type { Mount } from '../../pipeline/launch.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
 import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
+import { WatchReporting } from './watch-reporting.ts';
 
 /** Records pid and start time, runs the command with its output in `log`, then records the exit status. */
 const SUPERVISOR = `
@@ -96,7 +97,7 @@ export class LocalProcessExecutor implements StageExecutor {
   ): Promise<WatchResult> {
     let offset = startOffset;
     let lastOutputAt = Date.now();
-    let lastReportAt = 0;
+    const reporting = new WatchReporting(scanner, context, request.progressIntervalMs);
 
     for (;;) {
       if (context.cancelled.aborted) throw context.cancelled.reason;
@@ -113,23 +114,14 @@ export class LocalProcessExecutor implements StageExecutor {
         const rest = await readFrom(log, offset);
         scanner.feed(rest.toString('utf8'), now);
         if (rest.length > 0) await context.logs.append(0, rest.toString('utf8'));
-        scanner.finish(now);
-        const last = scanner.takeProgress();
-        if (last !== undefined) await context.reportProgress(last);
+        await reporting.flush(now);
         const times = await processTimes(dir);
         return outcome(scanner, state.kind === 'exited' ? state.code : null, false, times);
       }
       if (now - lastOutputAt > request.hangTimeoutMs) {
         return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
       }
-      context.heartbeat({ offset, seen: scanner.seenPatterns(), progress: scanner.progress() });
-      if (now - lastReportAt >= request.progressIntervalMs) {
-        const progress = scanner.takeProgress();
-        if (progress !== undefined) {
-          lastReportAt = now;
-          await context.reportProgress(progress);
-        }
-      }
+      await reporting.tick(now, { offset });
       await changes.next(Math.min(request.pollIntervalMs, 1000), context.cancelled);
     }
   }

@@ -101,7 +101,7 @@ export class DockerSshExecutor implements StageExecutor {
         await reporting.flush(now);
         return this.outcome(workers, name, scanner, { failed, lost, vanished });
       }
-      if (now - lastOutputAt > request.hangTimeoutMs) return this.outcome(workers, name, scanner, { hung: true });
+      if (scanner.stalled(now, lastOutputAt, request.hangTimeoutMs)) return this.outcome(workers, name, scanner, { hung: true });
       await reporting.tick(now, { since });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => done(), request.pollIntervalMs);

@@ -118,7 +118,7 @@ export class LocalProcessExecutor implements StageExecutor {
         const times = await processTimes(dir);
         return outcome(scanner, state.kind === 'exited' ? state.code : null, false, times);
       }
-      if (now - lastOutputAt > request.hangTimeoutMs) {
+      if (scanner.stalled(now, lastOutputAt, request.hangTimeoutMs)) {
         return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
       }
       await reporting.tick(now, { offset });

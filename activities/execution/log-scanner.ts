@@ -10,6 +10,8 @@ export class LogScanner {
   private readonly tail: string[] = [];
   private partial = '';
   private progressChanged = false;
+  /** When a progress line last moved progress (epoch ms); undefined until the first one. */
+  progressedAt: number | undefined;
 
   /** `alreadySeen`: patterns a previous watcher saw before this one resumed mid-log. */
   constructor(hints: ProgressHints, patterns: readonly string[], alreadySeen: readonly string[] = []) {
@@ -38,6 +40,14 @@ export class LogScanner {
     return this.tracker.snapshot();
   }
 
+  /**
+   * Whether the stage is stuck: no progress line for `hangMs` once it has printed progress, or no
+   * output at all for `hangMs` before that (a trainer repeating a warning is not making progress).
+   */
+  stalled(now: number, lastOutputAt: number, hangMs: number): boolean {
+    return now - (this.progressedAt ?? lastOutputAt) > hangMs;
+  }
+
   /** Progress as it is now (whether or not it was taken). */
   progress(): Progress | undefined {
     return this.tracker.snapshot();
@@ -53,7 +63,10 @@ export class LogScanner {
 
   private line(line: string, now: number): void {
     if (line.trim() === '') return;
-    if (this.tracker.feed(line, now)) this.progressChanged = true;
+    if (this.tracker.feed(line, now)) {
+      this.progressChanged = true;
+      this.progressedAt = now;
+    }
     for (const pattern of this.patterns) if (line.includes(pattern)) this.seen.add(pattern);
     this.tail.push(line.length > 500 ? `${line.slice(0, 500)}…` : line);
     if (this.tail.length > TAIL_LINES) this.tail.shift();

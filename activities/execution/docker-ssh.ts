@@ -136,10 +136,9 @@ export class DockerSshExecutor implements StageExecutor {
     );
   }
 
-  /** Creates the container on one worker: stale container gone, TPU freed, image present, then docker run -d. */
+  /** Creates the container on one worker (launch removed any stale one): TPU freed, image present, then docker run -d. */
   private async start(request: LaunchRequest, endpoint: SshEndpoint, worker: number): Promise<void> {
     const { launch } = request;
-    await this.run(endpoint, docker.remove(launch.containerName));
     await this.check(endpoint, FREE_TPU, 'free the TPU');
     for (const mount of launch.mounts) {
       const path = this.options.hostPathOf(mount.source);

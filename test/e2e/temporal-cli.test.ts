@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { ensureTemporalCli } from '../../infra/local/temporal-cli.ts';
 import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
-import { startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
+import { type TestEnv, startTestEnv, waitUntilRunning } from '../helpers/local-env.ts';
 
 const run = promisify(execFile);
 let env: TestEnv;
@@ -46,7 +46,7 @@ test('temporal workflow start with the input from `recogdrive local-input` runs 
 
 test('recogdrive logs --follow prints a running stage\'s log as it grows and returns when the stage ends', { timeout: 120_000 }, async () => {
   const handle = await env.start('follow-run', env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 4000 } } }));
-  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await waitUntilRunning(handle, 'metricCache');
   const { stdout } = await run(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), 'logs', 'follow-run', 'metricCache', '--follow'], {
     env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
   });

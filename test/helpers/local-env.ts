@@ -87,6 +87,11 @@ export async function waitForStatus(
   throw new Error(`status never matched; last: ${JSON.stringify(last?.stages.map((s) => [s.stage, s.state, s.phase]))}`);
 }
 
+/** Waits until each of `stages` has its container running (phase "running"). */
+export function waitUntilRunning(handle: WorkflowHandle, ...stages: string[]): Promise<RunStatus> {
+  return waitForStatus(handle, (s) => stages.every((stage) => s.stages.find((x) => x.stage === stage)?.phase === 'running'));
+}
+
 /** True when some process of this machine has `text` in its command line (leak check for stage processes). */
 export async function processesMentioning(text: string): Promise<number[]> {
   const { readdir, readFile } = await import('node:fs/promises');

@@ -12,7 +12,7 @@ import type { RunSummary } from '../../pipeline/status.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { runFailure } from '../helpers/assertions.ts';
-import { startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
+import { type TestEnv, startTestEnv, waitForStatus, waitUntilRunning } from '../helpers/local-env.ts';
 import { testbedInput, testbedWorkerEnv } from '../helpers/testbed-input.ts';
 import { testbedSkip } from './requirements.ts';
 import { startTestbed, type Testbed } from './testbed.ts';
@@ -69,7 +69,7 @@ test('killing the worker process while it watches re-attaches to the same contai
   let worker = startWorker();
   try {
     const handle = await env.stack.client.workflow.start('recogdrivePipeline', { workflowId: 'bed-restart', taskQueue, args: [input] });
-    await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+    await waitUntilRunning(handle, 'metricCache');
     const before = await containersOn(1);
     assert.equal(before.length, 1);
 
@@ -142,7 +142,7 @@ test('exit 137 over SSH is classified as out-of-memory', { skip }, async () => {
 
 test('a dropped SSH connection mid-watch is survived: the watcher reconnects and the stage completes', { skip }, async () => {
   const handle = await env.start('bed-drop', testbedInput(env, bed, { metricCache: { workers: [0], env: { RECOGDRIVE_SIM_DURATION_MS: '8000' } } }));
-  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await waitUntilRunning(handle, 'metricCache');
   await bed.dropConnections(0);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   await bed.dropConnections(0);
@@ -163,7 +163,7 @@ test('override and env values full of shell syntax reach the container literally
       },
     }),
   );
-  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await waitUntilRunning(handle, 'metricCache');
   const name = containerName('bed-inject', 'metricCache');
   const args = JSON.parse((await bed.docker(1, ['inspect', '--format', '{{json .Args}}', name])).stdout) as string[];
   assert.ok(args.includes(`seed='${nasty}'`), JSON.stringify(args));
@@ -190,7 +190,7 @@ test('a worker whose host stops answering fails the attempt as infrastructure an
     'bed-lost',
     testbedInput(env, bed, { metricCache: { workers: [2, 3], env: { RECOGDRIVE_SIM_DURATION_MS: '300000' }, settings: { maxAttempts: 1 } } }),
   );
-  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await waitUntilRunning(handle, 'metricCache');
   await bed.stopWorker(3);
   try {
     const failure = await runFailure(handle.result());

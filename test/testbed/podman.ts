@@ -17,6 +17,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { run, type RunOptions, type RunResult } from './processes.ts';
+import { quote } from 'shlex';
 
 export const PODMAN = '/usr/bin/podman';
 
@@ -106,8 +107,8 @@ export function dockerShim(host: ContainerHost): string {
   return [
     '#!/bin/sh',
     `# docker for the test-bed container host ${host.dir}: podman with that host's own storage and config.`,
-    `CONTAINERS_CONF=${shellQuote(host.containersConf)}`,
-    `CONTAINERS_STORAGE_CONF=${shellQuote(host.storageConf)}`,
+    `CONTAINERS_CONF=${quote(host.containersConf)}`,
+    `CONTAINERS_STORAGE_CONF=${quote(host.storageConf)}`,
     'export CONTAINERS_CONF CONTAINERS_STORAGE_CONF',
     `exec ${PODMAN} "$@"`,
     '',
@@ -130,6 +131,3 @@ function toml(value: string): string {
   return JSON.stringify(value);
 }
 
-export function shellQuote(value: string): string {
-  return `'${value.replaceAll("'", `'\\''`)}'`;
-}

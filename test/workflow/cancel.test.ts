@@ -5,7 +5,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { assertNothingLeaked } from '../helpers/assertions.ts';
-import { processesMentioning, startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
+import { type TestEnv, processesMentioning, startTestEnv, waitUntilRunning } from '../helpers/local-env.ts';
 
 let env: TestEnv;
 before(async () => {
@@ -17,9 +17,7 @@ after(async () => {
 
 test('cancelling a run mid-stage stops the running stages and releases their compute', async () => {
   const handle = await env.start('cancel-run', env.input({ durationMs: 60_000 }));
-  await waitForStatus(handle, (s) =>
-    s.stages.filter((x) => x.stage === 'stage1' || x.stage === 'metricCache').every((x) => x.phase === 'running'),
-  );
+  await waitUntilRunning(handle, 'stage1', 'metricCache');
   assert.equal((await env.compute.list()).length, 2, 'stage1 and metricCache hold compute');
   assert.ok((await processesMentioning(env.dataDir)).length > 0, 'their processes run');
 
@@ -46,7 +44,7 @@ test('cancelling a run mid-stage stops the running stages and releases their com
 
 test('terminating a run (no cleanup of its own) still makes every stage release its compute', async () => {
   const handle = await env.start('terminate-run', env.input({ durationMs: 60_000 }));
-  await waitForStatus(handle, (s) => s.stages.find((x) => x.stage === 'metricCache')!.phase === 'running');
+  await waitUntilRunning(handle, 'metricCache');
   await handle.terminate('operator terminated the run');
   // parentClosePolicy REQUEST_CANCEL: the stages are cancelled, not terminated, so their cleanup runs.
   for (const stage of ['stage1', 'metricCache']) {

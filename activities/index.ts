@@ -18,8 +18,13 @@ import type {
   ComputeRequest,
   LaunchRequest,
   LaunchResult,
+  LookupRequest,
   PreflightRequest,
+  RecordArtifactRequest,
+  RecordFailureRequest,
+  RecordRunRequest,
   ReleaseResult,
+  ResolveImagesRequest,
   StopRequest,
   VerifyReport,
   VerifyRequest,
@@ -27,12 +32,18 @@ import type {
   WatchResult,
   WorkerEndpoint,
 } from './types.ts';
-import { verifyStageOutputs } from './verify/index.ts';
+import { verifyFromMarkers } from './verify/index.ts';
+import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
+import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
+import { failedMarkerPath } from '../pipeline/markers.ts';
+import type { PlanContext } from '../pipeline/plan.ts';
 
 export interface ActivityDependencies {
   compute: Partial<Record<ComputeBackend, ComputeProvider>>;
   executors: Partial<Record<WorkerEndpoint['kind'], StageExecutor>>;
   artifactStores: readonly ArtifactStore[];
+  /** What the local backend runs instead of an image (simulator, wrapper, pipeline code): its digest stands for the image's. */
+  localImage: { base: string; dirs: readonly string[] };
 }
 
 const BACKEND_HINTS: Record<ComputeBackend, string> = {
@@ -78,6 +89,9 @@ export function createActivities(deps: ActivityDependencies) {
     return store;
   };
 
+  const lineage = new LineageStore(storeFor);
+  let localImageDigest: Promise<string> | undefined;
+
   return {
     /** Fails the run before anything is created when a backend or the artifact root is unusable. */
     async preflight(request: PreflightRequest): Promise<void> {
@@ -95,6 +109,58 @@ export function createActivities(deps: ActivityDependencies) {
         if (error instanceof ApplicationFailure) throw error;
         throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: (error as Error).message, nonRetryable: true });
       }
+    },
+
+    /** Image reference → digest, so fingerprints name what runs, not a tag that may move. */
+    async resolveImages(request: ResolveImagesRequest): Promise<Record<string, string>> {
+      const digests: Record<string, string> = {};
+      for (const { image, compute } of request.images) {
+        if (digests[image] !== undefined) continue;
+        const pinned = pinnedDigest(image);
+        if (pinned !== undefined) digests[image] = pinned;
+        else if (compute.backend === 'local') digests[image] = await (localImageDigest ??= treeDigest(deps.localImage.base, deps.localImage.dirs));
+        else if (compute.backend === 'static') {
+          const lease = await provider('static').acquire({ runId: 'resolve-image', stage: request.images[0]!.stage, attempt: 0, compute }, () => {});
+          const worker = lease.workers[0]!;
+          const executor = executorFor(lease);
+          if (executor.imageDigest === undefined) throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: 'this executor cannot resolve image digests', nonRetryable: true });
+          digests[image] = await executor.imageDigest(worker, image);
+        } else {
+          throw ApplicationFailure.create({
+            type: FailureType.InvalidPipelineInput,
+            message: `image ${image} is a tag: on ${compute.backend} compute give it pinned (name@sha256:...), so the run's fingerprints name what runs`,
+            nonRetryable: true,
+          });
+        }
+      }
+      return digests;
+    },
+
+    /** Verified outputs this run may reuse, records of provided artifacts, the source run of a rerun. */
+    async lookupArtifacts(request: LookupRequest): Promise<PlanContext> {
+      try {
+        return await lineage.lookup(request.config, request.imageDigests);
+      } catch (error) {
+        if (error instanceof UnknownRunError) {
+          throw ApplicationFailure.create({ type: FailureType.InvalidPipelineInput, message: error.message, nonRetryable: true });
+        }
+        throw error;
+      }
+    },
+
+    /** The run's plan and which artifacts it reads or reuses (lineage). */
+    async recordRun(request: RecordRunRequest): Promise<void> {
+      await lineage.recordRun(request.artifactRoot, request.run, request.consumers);
+    },
+
+    /** A verified output: its lineage record and its entry in the fingerprint index. */
+    async recordArtifact(request: RecordArtifactRequest): Promise<{ indexed: boolean }> {
+      return lineage.recordArtifact(request.artifactRoot, request.record);
+    },
+
+    /** Records the failure of an attempt that its wrapper could not record (lost host, hang, kill); first verdict stands. */
+    async recordAttemptFailure(request: RecordFailureRequest): Promise<boolean> {
+      return storeFor(request.outputUri).createIfAbsent(`${request.outputUri}/${failedMarkerPath(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
     },
 
     async acquireCompute(request: ComputeRequest): Promise<ComputeLease> {
@@ -123,7 +189,7 @@ export function createActivities(deps: ActivityDependencies) {
     },
 
     async verifyStage(request: VerifyRequest): Promise<VerifyReport> {
-      return verifyStageOutputs(storeFor(request.outputUri).reader(request.outputUri), request.verification, request.seenPatterns);
+      return verifyFromMarkers(storeFor(request.outputUri).reader(request.outputUri), request.verification, request.seenPatterns);
     },
 
     async stopStage(request: StopRequest): Promise<void> {

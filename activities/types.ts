@@ -5,6 +5,9 @@ import type { VerificationSpec } from '../pipeline/contracts/index.ts';
 import type { ProgressHints } from '../pipeline/progress.ts';
 import type { ExitOutcome } from '../pipeline/failures.ts';
 import type { StageName } from '../pipeline/stages.ts';
+import type { ArtifactRecord, ConsumerRecord, RunRecord, SampledFile } from '../pipeline/lineage.ts';
+import type { FailedMarker } from '../pipeline/markers.ts';
+import type { PipelineConfig } from '../pipeline/input.ts';
 
 /** One machine of a stage's compute (a TPU slice has several). */
 export type WorkerEndpoint =
@@ -65,7 +68,33 @@ export interface VerifyRequest {
   stage: StageName;
   outputUri: string;
   verification: VerificationSpec;
-  seenPatterns: string[];
+  /** Log patterns the watcher saw; undefined when no watcher saw the log (an earlier attempt's DONE.json). */
+  seenPatterns?: string[];
+}
+
+export interface ResolveImagesRequest {
+  images: Array<{ stage: StageName; image: string; compute: ComputeSpec }>;
+}
+
+export interface LookupRequest {
+  config: PipelineConfig;
+  imageDigests: Record<string, string>;
+}
+
+export interface RecordRunRequest {
+  artifactRoot: string;
+  run: RunRecord;
+  consumers: ConsumerRecord[];
+}
+
+export interface RecordArtifactRequest {
+  artifactRoot: string;
+  record: ArtifactRecord;
+}
+
+export interface RecordFailureRequest {
+  outputUri: string;
+  marker: FailedMarker;
 }
 
 export interface VerifyReport {
@@ -74,6 +103,10 @@ export interface VerifyReport {
   problems: string[];
   /** Counts found (tokens, checkpoints, rows...). */
   summary: Record<string, number | string>;
+  /** From the completion markers: the output's manifest, the files sampled from it, the attempt that wrote DONE.json. */
+  manifest?: { files: number; bytes: number; digest: string };
+  samples?: SampledFile[];
+  doneAttempt?: number;
 }
 
 export interface StopRequest {

@@ -151,13 +151,26 @@ export const RESERVED_ENV = [
   'HOME',
 ] as const;
 
+/**
+ * Names starting with this are the orchestrator's and the stage wrapper's (RECOGDRIVE_STAGE,
+ * RECOGDRIVE_ATTEMPT, RECOGDRIVE_OUTPUT_CHECK, ...: pipeline/markers.ts). The one exception is the
+ * stage simulator's own controls (RECOGDRIVE_SIM_*, docker/simulator/README.md), which test runs set per stage.
+ */
+export const RESERVED_ENV_PREFIX = 'RECOGDRIVE_';
+const SIMULATOR_ENV_PREFIX = 'RECOGDRIVE_SIM_';
+
 /** Extra container environment (XLA_FLAGS, TPU_STDERR_LOG_LEVEL, ...): each value is one `-e NAME=value` argument. */
 const ExtraEnv = z
   .record(
     z
       .string()
       .regex(/^[A-Z_][A-Z0-9_]{0,63}$/, 'environment names are upper case letters, digits and _')
-      .refine((name) => !(RESERVED_ENV as readonly string[]).includes(name), 'set by the stage contract; cannot be overridden'),
+      .refine((name) => !(RESERVED_ENV as readonly string[]).includes(name), 'set by the stage contract; cannot be overridden')
+      .refine(
+        (name) =>
+          (RESERVED_ENV as readonly string[]).includes(name) || !name.startsWith(RESERVED_ENV_PREFIX) || name.startsWith(SIMULATOR_ENV_PREFIX),
+        `names starting with ${RESERVED_ENV_PREFIX} are reserved for the orchestrator and the stage wrapper (only the simulator's ${SIMULATOR_ENV_PREFIX}* controls may be set)`,
+      ),
     // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
     z.string().regex(/^[^\u0000-\u001f\u007f]{0,4096}$/, 'no control characters, at most 4096 characters'),
   )
@@ -296,6 +309,24 @@ const Orchestration = z.strictObject({
   pollInterval: Duration.prefault('30 seconds'),
 });
 
+/** Reuse of verified outputs (content-addressed by fingerprint) and partial reruns. */
+const Reuse = z.strictObject({
+  /** verified: a stage whose fingerprint matches a verified output reuses it; never: every selected stage runs. */
+  policy: z.enum(['verified', 'never']).default('verified'),
+  /** This stage and every stage downstream of it run even when a verified output matches. */
+  fromStage: z.enum(STAGES).optional(),
+  /** These stages run even when a verified output matches (stages downstream may still reuse theirs). */
+  force: z
+    .array(z.enum(STAGES))
+    .refine((list) => new Set(list).size === list.length, 'lists a stage twice')
+    .default([]),
+  /** The run this one reruns: the plan says, for each stage that runs, what changed since it. */
+  rerunOf: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'not a run id (letters, digits, . _ -; at most 200)')
+    .optional(),
+});
+
 const StagesToRun = z
   .array(z.enum(STAGES))
   .min(1)
@@ -319,9 +350,19 @@ export const PipelineInput = z
     stage3: Stage3.prefault({}),
     eval: Eval.prefault({}),
     orchestration: Orchestration.prefault({}),
+    reuse: Reuse.prefault({}),
   })
   .superRefine((input, ctx) => {
     const selected = new Set<StageName>(input.stages);
+    for (const [index, stage] of [...input.reuse.force.entries(), ...(input.reuse.fromStage ? [[-1, input.reuse.fromStage] as const] : [])]) {
+      if (!selected.has(stage)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: index < 0 ? ['reuse', 'fromStage'] : ['reuse', 'force', index],
+          message: `${stage} is not in stages, so it cannot be rerun`,
+        });
+      }
+    }
     for (const stage of input.stages) {
       for (const dep of STAGE_DEPENDENCIES[stage]) {
         if (!selected.has(dep) && input.providedArtifacts[dep] === undefined) {
@@ -371,7 +412,9 @@ export function parsePipelineInput(raw: unknown): PipelineConfig {
   throw new InvalidPipelineInput(
     result.error.issues.map((issue) => {
       const path = issue.path.map(String).join('.');
-      return `${path === '' ? '(input)' : path}: ${issue.message}`;
+      // A record key's own checks (reserved env names, the override allow-list) say more than "Invalid key in record".
+      const message = issue.code === 'invalid_key' && issue.issues.length > 0 ? issue.issues.map((i) => i.message).join('; ') : issue.message;
+      return `${path === '' ? '(input)' : path}: ${message}`;
     }),
   );
 }

@@ -2,6 +2,7 @@
 import { join as shellJoin } from 'shlex';
 import { CONTRACTS } from './contracts/index.ts';
 import { REPO_MOUNT } from './contracts/args.ts';
+import { WRAPPER_ENV } from './markers.ts';
 import { containerName } from './naming.ts';
 import type { PipelineConfig } from './input.ts';
 import type { StageName } from './stages.ts';
@@ -24,11 +25,23 @@ export interface LaunchSpec {
   dockerFlags: string[];
   mounts: Mount[];
   env: Record<string, string>;
-  /** Argv after the image. */
+  /** Argv after the image: the stage wrapper (STAGE_WRAPPER) followed by the stage's own command. */
   command: string[];
   /** Which arguments of the trainer the orchestrator added (not part of the TPU guide's command). */
   addedArgs: string[];
   output: { uri: string; containerPath: string };
+}
+
+/**
+ * Every stage runs under the stage wrapper (docker/stage-wrapper/), which leaves the completion
+ * protocol's markers (pipeline/markers.ts) next to the outputs and exits with the command's code.
+ */
+export const STAGE_WRAPPER = ['recogdrive-stage', '--'] as const;
+
+/** The stage's own command of a launch spec: its argv without the wrapper prefix. */
+export function stageCommand(spec: Pick<LaunchSpec, 'command'>): string[] {
+  const wrapped = STAGE_WRAPPER.every((word, i) => spec.command[i] === word);
+  return wrapped ? spec.command.slice(STAGE_WRAPPER.length) : [...spec.command];
 }
 
 /** The guide runs with --rm; we keep exited containers so a restarted watcher can still read the exit code. */
@@ -69,9 +82,17 @@ export function buildLaunchSpec(
       ...inputMounts,
       { source: { kind: 'artifact', uri: outputUri }, target: contract.outputPath(config), readOnly: false },
     ],
-    // The user's extra env comes after the contract's, which it may not replace (see RESERVED_ENV).
-    env: { ...rendered.env, ...config[stage].env },
-    command,
+    // The user's extra env comes after the contract's, which it may not replace (see RESERVED_ENV);
+    // the wrapper's (RECOGDRIVE_*, which the user may not set) come last. The executor adds the
+    // attempt and the worker index.
+    env: {
+      ...rendered.env,
+      ...config[stage].env,
+      [WRAPPER_ENV.stage]: stage,
+      [WRAPPER_ENV.outputDir]: contract.outputPath(config),
+      [WRAPPER_ENV.outputCheck]: JSON.stringify(contract.verification(config).outputs),
+    },
+    command: [...STAGE_WRAPPER, ...command],
     addedArgs: rendered.addedArgs,
     output: { uri: outputUri, containerPath: contract.outputPath(config) },
   };

@@ -1,14 +1,18 @@
 /**
- * The plan of a run: for every stage its decision and, when it runs, the complete launch spec.
- * Pure: shared by the pipeline workflow, the CLI (`recogdrive plan`) and the API.
+ * The plan of a run: for every stage its decision (RUN, REUSE, PROVIDED, SKIP) with the reason,
+ * its fingerprint and, when it runs, the complete launch spec. Pure: shared by the pipeline
+ * workflow, the CLI (`recogdrive plan`) and the API. What exists already (verified outputs, the
+ * source run of a rerun) comes in through PlanContext, looked up by an activity.
  */
 import { CONTRACTS, type VerificationSpec } from './contracts/index.ts';
+import { describeChanges, fingerprintOf, providedFingerprint, stageComponents, type FingerprintComponents } from './fingerprint.ts';
 import { buildLaunchSpec, type LaunchSpec } from './launch.ts';
+import { shortFingerprint, type ArtifactRecord, type RunRecord } from './lineage.ts';
 import { stageArtifactUri, stageWorkflowId } from './naming.ts';
 import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
 import type { ComputeSpec, PipelineConfig } from './input.ts';
 
-export type StageDecision = 'RUN' | 'PROVIDED' | 'SKIP';
+export type StageDecision = 'RUN' | 'REUSE' | 'PROVIDED' | 'SKIP';
 
 export interface StageLimits {
   maxAttempts: number;
@@ -22,10 +26,18 @@ export interface PlannedStage {
   decision: StageDecision;
   reason: string;
   dependsOn: StageName[];
-  /** Where the stage's outputs are (RUN: will be written; PROVIDED: already there). */
+  /** Where the stage's outputs are (RUN: will be written; REUSE/PROVIDED: already there). */
   artifactUri?: string;
+  /** What the output depends on, hashed (RUN, REUSE and PROVIDED stages). */
+  fingerprint?: string;
+  components?: FingerprintComponents;
+  /** The artifacts this stage reads, by stage. */
+  inputs?: Partial<Record<StageName, { fingerprint: string; uri: string }>>;
+  /** REUSE: the verified record of the output taken over. */
+  reused?: { runId: string; attempt: number; verifiedAt: string };
   workflowId?: string;
   launch?: LaunchSpec;
+  imageDigest?: string;
   compute?: ComputeSpec;
   verification?: VerificationSpec;
   limits?: StageLimits;
@@ -36,40 +48,156 @@ export interface Plan {
   runId: string;
   experiment: string;
   artifactRoot: string;
+  rerunOf?: string;
+  /** False when image tags were not resolved to digests (a plan made without a backend). */
+  imagesResolved: boolean;
   stages: PlannedStage[];
 }
 
-export function buildPlan(config: PipelineConfig, runId: string): Plan {
-  const selected = new Set<StageName>(config.stages);
-  const artifactUris: Partial<Record<StageName, string>> = {};
-  for (const stage of STAGES) {
-    const provided = config.providedArtifacts[stage];
-    if (selected.has(stage)) artifactUris[stage] = stageArtifactUri(config.artifactRoot, runId, stage);
-    else if (provided !== undefined) artifactUris[stage] = provided;
-  }
+/** What already exists, as far as the plan is concerned. Empty for a plan made without looking. */
+export interface PlanContext {
+  /** Image reference → "sha256:..." digest. */
+  imageDigests?: Readonly<Record<string, string>>;
+  /** Verified outputs whose fingerprint is the one this plan computes for the stage. */
+  found?: Readonly<Partial<Record<StageName, ArtifactRecord>>>;
+  /** Records of providedArtifacts that have one (their fingerprint stands for them downstream). */
+  provided?: Readonly<Partial<Record<StageName, ArtifactRecord>>>;
+  /** Verified outputs of this plan's fingerprints that can no longer be reused, and why (deleted, rewritten). */
+  stale?: Readonly<Partial<Record<StageName, string>>>;
+  /** The plan of the run this one reruns. */
+  previous?: RunRecord;
+}
 
-  const stages = STAGES.map((stage): PlannedStage => {
-    const contract = CONTRACTS[stage];
-    const base = { stage, title: contract.title, dependsOn: [...STAGE_DEPENDENCIES[stage]] };
+/** Fingerprint and components of every stage that is run, reused or provided; in DAG order. */
+export function planFingerprints(
+  config: PipelineConfig,
+  context: PlanContext = {},
+): Partial<Record<StageName, { fingerprint: string; components?: FingerprintComponents }>> {
+  const selected = new Set<StageName>(config.stages);
+  const out: Partial<Record<StageName, { fingerprint: string; components?: FingerprintComponents }>> = {};
+  for (const stage of STAGES) {
+    const providedUri = config.providedArtifacts[stage];
     if (!selected.has(stage)) {
-      const uri = artifactUris[stage];
-      return uri === undefined
-        ? { ...base, decision: 'SKIP', reason: 'not in stages and not needed by a selected stage', notes: [] }
-        : { ...base, decision: 'PROVIDED', reason: 'output given in providedArtifacts', artifactUri: uri, notes: [] };
+      if (providedUri !== undefined) out[stage] = { fingerprint: context.provided?.[stage]?.fingerprint ?? providedFingerprint(providedUri) };
+      continue;
     }
+    const image = config.images[CONTRACTS[stage].image];
+    const inputs: Partial<Record<StageName, string>> = {};
+    for (const dep of STAGE_DEPENDENCIES[stage]) inputs[dep] = out[dep]?.fingerprint;
+    const components = stageComponents(config, stage, context.imageDigests?.[image], inputs);
+    out[stage] = { fingerprint: fingerprintOf(stage, components), components };
+  }
+  return out;
+}
+
+export function buildPlan(config: PipelineConfig, runId: string, context: PlanContext = {}): Plan {
+  const selected = new Set<StageName>(config.stages);
+  const fingerprints = planFingerprints(config, context);
+  const rerunFrom = config.reuse.fromStage === undefined ? new Set<StageName>() : descendantsOf(config.reuse.fromStage);
+  const imagesResolved = config.stages.every((s) => context.imageDigests?.[config.images[CONTRACTS[s].image]] !== undefined);
+
+  // Decide in DAG order: a stage's launch mounts the URIs its inputs were decided to have.
+  const artifactUris: Partial<Record<StageName, string>> = {};
+  const stages: PlannedStage[] = [];
+  for (const stage of STAGES) {
+    const contract = CONTRACTS[stage];
+    const base = { stage, title: contract.title, dependsOn: [...STAGE_DEPENDENCIES[stage]], notes: [] as string[] };
+    const fp = fingerprints[stage];
+    if (!selected.has(stage)) {
+      const uri = config.providedArtifacts[stage];
+      if (uri === undefined) {
+        stages.push({ ...base, decision: 'SKIP', reason: 'not in stages and not needed by a selected stage' });
+      } else {
+        artifactUris[stage] = uri;
+        stages.push({ ...base, decision: 'PROVIDED', reason: 'output given in providedArtifacts', artifactUri: uri, fingerprint: fp!.fingerprint });
+      }
+      continue;
+    }
+
+    const fingerprint = fp!.fingerprint;
+    const components = fp!.components!;
+    const inputs: Partial<Record<StageName, { fingerprint: string; uri: string }>> = {};
+    for (const dep of STAGE_DEPENDENCIES[stage]) inputs[dep] = { fingerprint: fingerprints[dep]!.fingerprint, uri: artifactUris[dep]! };
+    const identity = { fingerprint, components, inputs };
+
+    const found = context.found?.[stage];
+    const runReason = whyRun(config, stage, fingerprint, components, rerunFrom, found, context.previous, context.stale?.[stage]);
+    if (runReason === undefined && found !== undefined) {
+      artifactUris[stage] = found.uri;
+      stages.push({
+        ...base,
+        ...identity,
+        decision: 'REUSE',
+        reason: `verified output of run ${found.producer.runId} (attempt ${found.producer.attempt}) has the same fingerprint ${shortFingerprint(fingerprint)}`,
+        artifactUri: found.uri,
+        reused: { runId: found.producer.runId, attempt: found.producer.attempt, verifiedAt: found.verifiedAt },
+      });
+      continue;
+    }
+
+    artifactUris[stage] = stageArtifactUri(config.artifactRoot, runId, stage);
     const settings = config[stage];
-    return {
+    const image = config.images[contract.image];
+    stages.push({
       ...base,
+      ...identity,
       decision: 'RUN',
-      reason: 'selected in stages',
-      artifactUri: artifactUris[stage]!,
+      reason: runReason ?? 'no verified output with this fingerprint',
+      artifactUri: artifactUris[stage],
       workflowId: stageWorkflowId(runId, stage),
       launch: buildLaunchSpec(config, runId, stage, artifactUris),
+      imageDigest: context.imageDigests?.[image] ?? `unresolved ${image}`,
       compute: settings.compute,
       verification: contract.verification(config),
       limits: { maxAttempts: settings.maxAttempts, timeoutMs: settings.timeout, hangTimeoutMs: settings.hangTimeout },
       notes: contract.notes(config),
-    };
-  });
-  return { runId, experiment: config.experiment, artifactRoot: config.artifactRoot, stages };
+    });
+  }
+  return {
+    runId,
+    experiment: config.experiment,
+    artifactRoot: config.artifactRoot,
+    ...(config.reuse.rerunOf === undefined ? {} : { rerunOf: config.reuse.rerunOf }),
+    imagesResolved,
+    stages,
+  };
+}
+
+/** Why a selected stage must run although a verified output may exist; undefined when it may be reused. */
+function whyRun(
+  config: PipelineConfig,
+  stage: StageName,
+  fingerprint: string,
+  components: FingerprintComponents,
+  rerunFrom: ReadonlySet<StageName>,
+  found: ArtifactRecord | undefined,
+  previous: RunRecord | undefined,
+  stale?: string,
+): string | undefined {
+  const { fromStage, force, policy } = config.reuse;
+  if (force.includes(stage)) return 'forced (reuse.force)';
+  if (fromStage === stage) return `rerun from ${stage}`;
+  if (rerunFrom.has(stage)) return `downstream of ${fromStage}, which reruns`;
+  if (policy === 'never') return 'reuse.policy is "never"';
+  if (found !== undefined) return undefined;
+  if (stale !== undefined) return stale;
+
+  const before = previous?.stages.find((s) => s.stage === stage);
+  if (before?.components !== undefined && before.fingerprint !== fingerprint) {
+    const changes = describeChanges(before.components, components);
+    if (changes.length > 0) return `changed since run ${previous!.runId}: ${changes.join('; ')}`;
+  }
+  if (before?.fingerprint === fingerprint) {
+    return `run ${previous!.runId} has no verified, complete output with this fingerprint (${shortFingerprint(fingerprint)})`;
+  }
+  return `no verified output with fingerprint ${shortFingerprint(fingerprint)}`;
+}
+
+/** A stage and every stage downstream of it. */
+export function descendantsOf(stage: StageName): Set<StageName> {
+  const out = new Set<StageName>([stage]);
+  for (const candidate of STAGES) {
+    if (STAGE_DEPENDENCIES[candidate].some((dep) => out.has(dep))) out.add(candidate);
+  }
+  return out;
 }

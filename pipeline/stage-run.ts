@@ -1,5 +1,6 @@
 /** Input and result of one stage workflow: everything it needs, resolved by the planner. */
 import type { VerificationSpec } from './contracts/index.ts';
+import type { FingerprintComponents } from './fingerprint.ts';
 import type { ComputeSpec, PipelineConfig } from './input.ts';
 import type { LaunchSpec } from './launch.ts';
 import type { PlannedStage, StageLimits } from './plan.ts';
@@ -24,6 +25,14 @@ export interface StageRunInput {
   limits: StageLimits;
   progressHints: ProgressHints;
   orchestration: OrchestrationSettings;
+  /** What the verified output is recorded as (lineage, fingerprint index). */
+  artifact: {
+    artifactRoot: string;
+    fingerprint: string;
+    components: FingerprintComponents;
+    inputs: Partial<Record<StageName, { fingerprint: string; uri: string }>>;
+    imageDigest: string;
+  };
 }
 
 export interface StageResult {
@@ -40,8 +49,17 @@ export interface StageResult {
 
 /** Builds the input of a stage workflow from a RUN decision of the plan. */
 export function stageRunInput(config: PipelineConfig, runId: string, planned: PlannedStage): StageRunInput {
-  const { launch, compute, verification, limits } = planned;
-  if (launch === undefined || compute === undefined || verification === undefined || limits === undefined) {
+  const { launch, compute, verification, limits, fingerprint, components, inputs, imageDigest } = planned;
+  if (
+    launch === undefined ||
+    compute === undefined ||
+    verification === undefined ||
+    limits === undefined ||
+    fingerprint === undefined ||
+    components === undefined ||
+    inputs === undefined ||
+    imageDigest === undefined
+  ) {
     throw new Error(`stage ${planned.stage} is not planned to run`);
   }
   return {
@@ -58,6 +76,7 @@ export function stageRunInput(config: PipelineConfig, runId: string, planned: Pl
       progressIntervalMs: config.orchestration.progressInterval,
       pollIntervalMs: config.orchestration.pollInterval,
     },
+    artifact: { artifactRoot: config.artifactRoot, fingerprint, components, inputs, imageDigest },
   };
 }
 

@@ -3,7 +3,7 @@ import type { Progress } from './progress.ts';
 import type { StageDecision } from './plan.ts';
 import type { StageName } from './stages.ts';
 
-export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'provided';
+export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'provided' | 'reused';
 export type StagePhase = 'acquiring' | 'launching' | 'running' | 'verifying' | 'releasing';
 export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
@@ -15,6 +15,9 @@ export interface StageStatus {
   attempt: number;
   progress?: Progress;
   artifactUri?: string;
+  /** What the output depends on, hashed; REUSE: why it was reused. */
+  fingerprint?: string;
+  reason?: string;
   /** Folder of the stage's per-attempt, per-worker logs in the artifact store. */
   logsUri?: string;
   workflowId?: string;
@@ -31,6 +34,8 @@ export interface RunStatus {
   startedAt: string;
   endedAt?: string;
   error?: string;
+  /** The run this one reruns. */
+  rerunOf?: string;
   stages: StageStatus[];
 }
 
@@ -46,13 +51,16 @@ export interface StageUpdate {
 /** What a successful run returns: every artifact with its producer stage. */
 export interface RunSummary {
   runId: string;
+  rerunOf?: string;
   experiment: string;
   startedAt: string;
   endedAt: string;
   stages: Array<{
     stage: StageName;
     decision: StageDecision;
+    reason?: string;
     artifactUri?: string;
+    fingerprint?: string;
     attempts?: number;
     computeName?: string;
     outputs?: Record<string, number | string>;

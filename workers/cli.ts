@@ -19,6 +19,7 @@ import { runLocal } from './local-command.ts';
 import { printStageLog } from './logs-command.ts';
 import { localPipelineInput, seedDataset } from './local-input.ts';
 import { runWorker } from './worker.ts';
+import { formatConsumers, formatProducer, lookupForPlan, producedBy, usedBy } from './lineage-command.ts';
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 
@@ -75,14 +76,39 @@ export function buildCli(): Command {
 
   program
     .command('plan')
-    .description('show what a run would do: each stage\'s decision and complete launch spec; touches no backend')
+    .description('show what a run would do: each stage\'s decision (RUN/REUSE with the reason) and complete launch spec; creates nothing')
     .requiredOption('--input <file>', 'pipeline input (one JSON object)')
     .option('--run-id <id>', 'run id (default: <experiment>-<UTC timestamp>)')
+    .option('--lookup', 'read the artifact store to find verified outputs to reuse (otherwise every selected stage is RUN)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { input: string; runId?: string; json?: boolean }) => {
+    .action(async (opts: { input: string; runId?: string; lookup?: boolean; json?: boolean }) => {
       const config = validate(await readInput(opts.input));
-      const plan = buildPlan(config, opts.runId ?? defaultRunId(config.experiment, new Date()));
+      const context = opts.lookup === true ? await lookupForPlan(config) : {};
+      const plan = buildPlan(config, opts.runId ?? defaultRunId(config.experiment, new Date()), context);
       print(opts.json === true, plan, () => formatPlan(plan));
+    });
+
+  const lineage = program.command('lineage').description('what produced an artifact, and which runs used it (read from the artifact store)');
+  lineage
+    .command('produced-by')
+    .description('the run, stage, attempt, inputs and image that produced the artifact at <uri>')
+    .argument('<uri>', 'an artifact folder, e.g. gs://bucket/prefix/runs/<run>/stage2')
+    .option('--json', 'machine-readable output')
+    .action(async (uri: string, opts: { json?: boolean }) => {
+      const record = await producedBy(uri);
+      if (record === undefined) throw new CliError(`${uri} has no lineage record (not produced and verified by a run)`, EXIT.runFailed);
+      print(opts.json === true, record, () => formatProducer(record));
+    });
+  lineage
+    .command('used-by')
+    .description('the runs that read or reused the artifact at <uri>')
+    .argument('<uri>')
+    .option('--artifact-root <uri>', "where the consuming runs keep their lineage (default: the producer's artifact root)")
+    .option('--json', 'machine-readable output')
+    .action(async (uri: string, opts: { artifactRoot?: string; json?: boolean }) => {
+      const found = await usedBy(uri, opts.artifactRoot);
+      if (found === undefined) throw new CliError(`${uri} has no lineage record (not produced and verified by a run)`, EXIT.runFailed);
+      print(opts.json === true, found.consumers, () => formatConsumers(found.record, found.consumers));
     });
 
   program

@@ -1,13 +1,18 @@
 /** Human-readable output of the CLI: plans, run status and run summaries. */
 import { dockerRunCommandLine } from '../pipeline/launch.ts';
+import { shortFingerprint } from '../pipeline/lineage.ts';
 import type { Plan } from '../pipeline/plan.ts';
 import type { RunStatus, RunSummary } from '../pipeline/status.ts';
 
 export function formatPlan(plan: Plan): string {
-  const lines = [`plan for run ${plan.runId} (experiment ${plan.experiment}), artifacts under ${plan.artifactRoot}`, ''];
+  const lines = [`plan for run ${plan.runId} (experiment ${plan.experiment}), artifacts under ${plan.artifactRoot}`];
+  if (plan.rerunOf !== undefined) lines.push(`rerun of ${plan.rerunOf}`);
+  if (!plan.imagesResolved) lines.push('image tags not resolved to digests: fingerprints name the tags (a run resolves them)');
+  lines.push('');
   for (const stage of plan.stages) {
     lines.push(`${stage.stage.padEnd(13)} ${stage.decision.padEnd(9)} ${stage.reason}`);
     if (stage.artifactUri !== undefined) lines.push(`  artifacts: ${stage.artifactUri}`);
+    if (stage.fingerprint !== undefined) lines.push(`  fingerprint: ${shortFingerprint(stage.fingerprint)}`);
     if (stage.compute !== undefined) lines.push(`  compute:   ${describeCompute(stage.compute)}`);
     if (stage.launch !== undefined) lines.push(`  command:   ${dockerRunCommandLine(stage.launch)}`);
     for (const note of stage.notes) lines.push(`  note:      ${note}`);
@@ -37,7 +42,8 @@ export function formatStatus(status: RunStatus): string {
     const eta = progress?.etaSeconds === undefined || s.state !== 'running' ? '' : ` eta ${progress.etaSeconds}s`;
     const phase = s.phase === undefined ? '' : ` (${s.phase})`;
     const attempt = s.attempt > 0 ? ` attempt ${s.attempt}` : '';
-    lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}`);
+    const reused = s.state === 'reused' && s.reason !== undefined ? ` ${s.reason}` : '';
+    lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}${reused}`);
     if (s.error !== undefined) lines.push(`    error: ${s.error.split('\n')[0]}`);
   }
   return lines.join('\n');
@@ -53,7 +59,8 @@ export function formatSummary(summary: RunSummary): string {
   for (const s of summary.stages) {
     const work = s.workMs === undefined ? '' : ` ${(s.workMs / 1000).toFixed(1)}s`;
     const outputs = s.outputs === undefined ? '' : ` ${Object.entries(s.outputs).map(([k, v]) => `${k}=${v}`).join(' ')}`;
-    lines.push(`  ${s.stage.padEnd(13)} ${s.decision.padEnd(9)}${work}${outputs}`);
+    const reason = s.decision === 'REUSE' && s.reason !== undefined ? ` ${s.reason}` : '';
+    lines.push(`  ${s.stage.padEnd(13)} ${s.decision.padEnd(9)}${work}${outputs}${reason}`);
     if (s.artifactUri !== undefined) lines.push(`    ${s.artifactUri}`);
   }
   return lines.join('\n');

@@ -40,6 +40,8 @@ export interface LocalInputOptions {
   simulate?: Partial<Record<StageName, Simulate>>;
   /** Extra settings merged into each stage's section (e.g. hangTimeout, maxAttempts). */
   stageSettings?: Partial<Record<StageName, Record<string, unknown>>>;
+  /** Reuse of verified outputs and reruns (default: reuse any verified output with the same fingerprint). */
+  reuse?: PipelineInputRaw['reuse'];
 }
 
 export function localPipelineInput(dataDir: string, dataset: SeededDataset, options: LocalInputOptions = {}): PipelineInputRaw {
@@ -68,6 +70,7 @@ export function localPipelineInput(dataDir: string, dataset: SeededDataset, opti
     ...(options.stages === undefined ? {} : { stages: options.stages }),
     artifactRoot: `file://${join(dataDir, 'artifacts')}`,
     paths: { hostRepoDir: dataset.dir },
+    ...(options.reuse === undefined ? {} : { reuse: options.reuse }),
     orchestration: { heartbeatTimeout: '30 seconds', progressInterval: '1 second', pollInterval: '1 second' },
     ...sections,
   } as PipelineInputRaw;

@@ -4,11 +4,11 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { FileArtifactStore } from '../activities/artifacts/file-store.ts';
 import { attemptLogName } from '../pipeline/naming.ts';
 import type { StageName } from '../pipeline/stages.ts';
 import type { StageStatus } from '../pipeline/status.ts';
 import { runStatusQuery } from '../workflows/messages.ts';
+import { artifactStoreFor } from './artifact-stores.ts';
 
 export interface LogsOptions {
   attempt?: number;
@@ -26,9 +26,8 @@ export async function printStageLog(client: Client, runId: string, stage: StageN
   };
   const first = await status();
   const attempt = options.attempt ?? Math.max(1, first.attempt);
-  if (!first.logsUri!.startsWith('file://')) throw new Error(`reading logs from ${first.logsUri} is not supported by this build`);
   const uri = `${first.logsUri}/${attemptLogName(attempt, options.worker)}`;
-  const store = new FileArtifactStore();
+  const store = artifactStoreFor(uri);
   let printed = 0;
   const printNew = async (): Promise<boolean> => {
     const text = (await store.readText(uri)) ?? '';

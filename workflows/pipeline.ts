@@ -13,32 +13,39 @@ import {
   executeChild,
   isCancellation,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RecogdriveActivities } from '../activities/index.ts';
 import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
-import { InvalidPipelineInput, parsePipelineInput, type PipelineConfig } from '../pipeline/input.ts';
+import { CONTRACTS } from '../pipeline/contracts/index.ts';
+import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type PipelineConfig } from '../pipeline/input.ts';
+import { consumerRecordsOf, runRecordOf } from '../pipeline/lineage.ts';
 import { stageLogsUri } from '../pipeline/naming.ts';
-import { buildPlan, type Plan, type PlannedStage } from '../pipeline/plan.ts';
+import { buildPlan, type Plan, type PlannedStage, type StageDecision } from '../pipeline/plan.ts';
 import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
 import { STAGES, type StageName } from '../pipeline/stages.ts';
-import type { RunStatus, RunSummary, StageStatus } from '../pipeline/status.ts';
+import type { RunStatus, RunSummary, StageState, StageStatus } from '../pipeline/status.ts';
 import { runStatusQuery, stageUpdateSignal } from './messages.ts';
 import { recogdriveStage } from './stage.ts';
 
-const { preflight } = proxyActivities<RecogdriveActivities>({
+const { preflight, resolveImages, lookupArtifacts, recordRun } = proxyActivities<RecogdriveActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
 });
 
+/** Runs started before fingerprints and reuse existed replay without them. */
+const ARTIFACT_REUSE_PATCH = 'artifact-reuse-v1';
+
 export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
   const runId = workflowInfo().workflowId;
   const config = validated(rawInput);
-  const plan = buildPlan(config, runId);
-  const status = initialStatus(plan, config);
-  const byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
+  // Until the lookup is done the status shows the plan without reuse (every selected stage pending).
+  let plan = buildPlan(config, runId);
+  let status = initialStatus(plan, config);
+  let byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
 
   setHandler(runStatusQuery, () => status);
   setHandler(stageUpdateSignal, (update) => {
@@ -50,9 +57,14 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
     if (update.progress !== undefined) stage.progress = update.progress;
   });
 
-  const running = plan.stages.filter((s) => s.decision === 'RUN');
   try {
-    await checkBackends(running, config.artifactRoot);
+    if (patched(ARTIFACT_REUSE_PATCH)) {
+      plan = await planWithReuse(config, runId);
+      status = initialStatus(plan, config);
+      byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
+    } else {
+      await checkBackends(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.compute!.backend), config.artifactRoot);
+    }
     const results = await runDag(config, plan, byStage);
     status.state = 'succeeded';
     status.endedAt = new Date().toISOString();
@@ -65,10 +77,35 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
   }
 }
 
+/**
+ * Checks the backends, resolves image digests, looks up verified outputs with the plan's
+ * fingerprints, plans (RUN / REUSE with reasons) and records the plan and what it consumes.
+ */
+async function planWithReuse(config: PipelineConfig, runId: string): Promise<Plan> {
+  const selected = config.stages.map((stage) => ({ stage, image: config.images[CONTRACTS[stage].image], compute: config[stage].compute }));
+  await checkBackends(
+    selected.map((s) => s.compute.backend),
+    config.artifactRoot,
+  );
+  const context = await asRunFailure(async () => {
+    const imageDigests = await resolveImages({ images: selected });
+    return lookupArtifacts({ config, imageDigests });
+  });
+  const plan = buildPlan(config, runId, context);
+  const now = new Date().toISOString();
+  await recordRun({ artifactRoot: config.artifactRoot, run: runRecordOf(plan, now), consumers: consumerRecordsOf(plan, now) });
+  return plan;
+}
+
 /** Fails the run, before anything is created, when a backend or the artifact root is unusable. */
-async function checkBackends(running: PlannedStage[], artifactRoot: string): Promise<void> {
+async function checkBackends(backends: ComputeBackend[], artifactRoot: string): Promise<void> {
+  await asRunFailure(() => preflight({ backends: [...new Set(backends)], artifactRoot }));
+}
+
+/** An activity's typed failure (bad input, backend unavailable) as the run's own failure, with its message. */
+async function asRunFailure<T>(step: () => Promise<T>): Promise<T> {
   try {
-    await preflight({ backends: [...new Set(running.map((s) => s.compute!.backend))], artifactRoot });
+    return await step();
   } catch (error) {
     const cause = error instanceof ActivityFailure ? error.cause : undefined;
     if (!(cause instanceof ApplicationFailure)) throw error;
@@ -180,18 +217,23 @@ function failureMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+const INITIAL_STATE: Record<StageDecision, StageState> = { RUN: 'pending', REUSE: 'reused', PROVIDED: 'provided', SKIP: 'skipped' };
+
 function initialStatus(plan: Plan, config: PipelineConfig): RunStatus {
   return {
     runId: plan.runId,
     experiment: config.experiment,
     state: 'running',
     startedAt: new Date().toISOString(),
+    ...(plan.rerunOf === undefined ? {} : { rerunOf: plan.rerunOf }),
     stages: plan.stages.map((s) => ({
       stage: s.stage,
       decision: s.decision,
-      state: s.decision === 'RUN' ? 'pending' : s.decision === 'PROVIDED' ? 'provided' : 'skipped',
+      state: INITIAL_STATE[s.decision],
       attempt: 0,
+      reason: s.reason,
       ...(s.artifactUri === undefined ? {} : { artifactUri: s.artifactUri }),
+      ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
       ...(s.workflowId === undefined ? {} : { workflowId: s.workflowId, logsUri: stageLogsUri(config.artifactRoot, plan.runId, s.stage) }),
     })),
   };
@@ -200,6 +242,7 @@ function initialStatus(plan: Plan, config: PipelineConfig): RunStatus {
 function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageResult>): RunSummary {
   return {
     runId: plan.runId,
+    ...(plan.rerunOf === undefined ? {} : { rerunOf: plan.rerunOf }),
     experiment: plan.experiment,
     startedAt: status.startedAt,
     endedAt: status.endedAt!,
@@ -208,7 +251,9 @@ function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageR
       return {
         stage: s.stage,
         decision: s.decision,
+        reason: s.reason,
         ...(s.artifactUri === undefined ? {} : { artifactUri: s.artifactUri }),
+        ...(s.fingerprint === undefined ? {} : { fingerprint: s.fingerprint }),
         ...(result === undefined
           ? {}
           : {

@@ -10,14 +10,16 @@ import {
   CancellationScope,
   getExternalWorkflowHandle,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RecogdriveActivities } from '../activities/index.ts';
-import type { ComputeLease } from '../activities/types.ts';
+import type { ComputeLease, VerifyReport } from '../activities/types.ts';
 import { classifyExit, FailureType, NON_RETRYABLE_ACTIVITY_ERRORS, RETRYABLE_STAGE_FAILURES } from '../pipeline/failures.ts';
+import { computeName } from '../pipeline/naming.ts';
 import type { StageRunInput, StageResult } from '../pipeline/stage-run.ts';
 import type { StagePhase, StageStatus, StageUpdate } from '../pipeline/status.ts';
 import { stageStatusQuery, stageUpdateSignal } from './messages.ts';
@@ -55,6 +57,26 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     retry: { initialInterval: '1s', maximumInterval: '5 minutes' },
   });
 
+  /** The attempt's FAILED.json when its wrapper could not write one (killed, hung, host lost); the first verdict stands. */
+  const recordFailure = (attempt: number, failure: ApplicationFailure, cancelled: boolean): Promise<unknown> =>
+    CancellationScope.nonCancellable(() =>
+      cleanup.recordAttemptFailure({
+        outputUri: launch.output.uri,
+        marker: {
+          schema: 1,
+          stage,
+          attempt,
+          worker: 0,
+          exitCode: null,
+          signal: null,
+          finishedAt: new Date().toISOString(),
+          lastLines: [],
+          writer: 'orchestrator',
+          reason: cancelled ? 'cancelled' : `${failure.type ?? 'failed'}: ${failure.message}`,
+        },
+      }),
+    );
+
   // Not awaited: the signal rides along with the next command instead of costing a round trip per phase.
   const report = (update: Omit<StageUpdate, 'stage' | 'attempt'>): void => {
     if (update.phase !== undefined) status.phase = update.phase;
@@ -67,7 +89,56 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
   };
   const enter = (phase: StagePhase) => report({ phase });
 
+  const markers = patched(STAGE_MARKERS_PATCH);
+
+  /** A verified output recorded for lineage and reuse; `attempt` is the one whose DONE.json it is. */
+  const recorded = async (verified: VerifyReport, attempt: number, computeName: string, times: { startedAt: number; exitedAt: number }): Promise<StageResult> => {
+    if (markers) {
+      await short.recordArtifact({
+        artifactRoot: input.artifact.artifactRoot,
+        record: {
+          schema: 1,
+          stage,
+          fingerprint: input.artifact.fingerprint,
+          uri: launch.output.uri,
+          artifactRoot: input.artifact.artifactRoot,
+          components: input.artifact.components,
+          inputs: input.artifact.inputs,
+          imageDigest: input.artifact.imageDigest,
+          producer: { runId: input.runId, workflowId: workflowInfo().workflowId, attempt },
+          verifiedAt: new Date().toISOString(),
+          manifest: verified.manifest!,
+          summary: verified.summary,
+          samples: verified.samples ?? [],
+        },
+      });
+    }
+    return { stage, artifactUri: launch.output.uri, attempts: attempt, computeName, outputs: verified.summary, ...times };
+  };
+
+  /** An output that already has a verdict (an earlier attempt finished after all, or its watcher was lost). */
+  const earlierVerdict = async (): Promise<StageResult | undefined> => {
+    enter('verifying');
+    const verified = await short.verifyStage({ stage, outputUri: launch.output.uri, verification: input.verification });
+    if (verified.doneAttempt === undefined) return undefined;
+    if (!verified.ok) throw verificationFailure(verified);
+    const doneAt = Date.now();
+    return recorded(verified, verified.doneAttempt, computeName(input.runId, stage, verified.doneAttempt), { startedAt: doneAt, exitedAt: doneAt });
+  };
+
+  const verificationFailure = (verified: VerifyReport) =>
+    ApplicationFailure.create({
+      type: FailureType.StageVerificationFailed,
+      message: `${stage} output at ${launch.output.uri} is incomplete: ${verified.problems.join('; ')}`,
+      nonRetryable: true,
+      details: [verified.summary],
+    });
+
   const runAttempt = async (attempt: number): Promise<StageResult> => {
+    if (markers) {
+      const done = await earlierVerdict();
+      if (done !== undefined) return done;
+    }
     const computeRequest = { runId: input.runId, stage, attempt, compute: input.compute };
     let lease: ComputeLease | undefined;
     try {
@@ -97,23 +168,8 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         verification: input.verification,
         seenPatterns: outcome.seenPatterns,
       });
-      if (!verified.ok) {
-        throw ApplicationFailure.create({
-          type: FailureType.StageVerificationFailed,
-          message: `${stage} output at ${launch.output.uri} is incomplete: ${verified.problems.join('; ')}`,
-          nonRetryable: true,
-          details: [verified.summary],
-        });
-      }
-      return {
-        stage,
-        artifactUri: launch.output.uri,
-        attempts: attempt,
-        computeName: lease.name,
-        outputs: verified.summary,
-        startedAt: outcome.startedAt,
-        exitedAt: outcome.exitedAt,
-      };
+      if (!verified.ok) throw verificationFailure(verified);
+      return await recorded(verified, attempt, lease.name, { startedAt: outcome.startedAt, exitedAt: outcome.exitedAt });
     } finally {
       await CancellationScope.nonCancellable(async () => {
         enter('releasing');
@@ -133,6 +189,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       return result;
     } catch (error) {
       const failure = asStageFailure(stage, error);
+      if (markers) await recordFailure(attempt, failure, isCancellation(error));
       const retry = !isCancellation(error) && RETRYABLE_STAGE_FAILURES.includes(failure.type as FailureType) && attempt < limits.maxAttempts;
       if (!retry) {
         status.state = isCancellation(error) ? 'cancelled' : 'failed';
@@ -144,6 +201,9 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     }
   }
 }
+
+/** Runs started before completion markers and lineage replay without them. */
+const STAGE_MARKERS_PATCH = 'stage-markers-v1';
 
 /** The error of an attempt as one typed, readable failure. */
 function asStageFailure(stage: string, error: unknown): ApplicationFailure {

@@ -1,7 +1,7 @@
 /** Artifacts in a local directory (file:// URIs): the embedded default's artifact store. */
-import { access, appendFile, constants, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { access, appendFile, constants, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { ArtifactStore, OutputEntry, OutputReader } from './store.ts';
+import type { ArtifactStore, ObjectStat, OutputEntry, OutputReader } from './store.ts';
 
 export function filePathOf(uri: string): string {
   if (!uri.startsWith('file://')) throw new Error(`not a file:// URI: ${uri}`);
@@ -19,6 +19,7 @@ export class FileArtifactStore implements ArtifactStore {
         return entries.map((e) => ({ name: e.name, dir: e.isDirectory() })).sort((a, b) => a.name.localeCompare(b.name));
       },
       readText: (path: string) => readFile(join(root, path), 'utf8').catch(() => undefined),
+      stat: (path: string) => fileStat(join(root, path)),
     };
   }
 
@@ -28,6 +29,19 @@ export class FileArtifactStore implements ArtifactStore {
     // Replace atomically: a reader (logs --follow) never sees a half-written file.
     await writeFile(`${path}.tmp`, text);
     await rename(`${path}.tmp`, path);
+  }
+
+  async createIfAbsent(uri: string, text: string): Promise<boolean> {
+    const path = filePathOf(uri);
+    await mkdir(dirname(path), { recursive: true });
+    try {
+      // O_CREAT|O_EXCL: exactly one of several concurrent writers creates the file.
+      await writeFile(path, text, { flag: 'wx' });
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
+      throw error;
+    }
   }
 
   async appendText(uri: string, text: string): Promise<void> {
@@ -40,6 +54,10 @@ export class FileArtifactStore implements ArtifactStore {
     return readFile(filePathOf(uri), 'utf8').catch(() => undefined);
   }
 
+  stat(uri: string): Promise<ObjectStat | undefined> {
+    return fileStat(filePathOf(uri));
+  }
+
   async checkWritable(rootUri: string): Promise<void> {
     const root = filePathOf(rootUri);
     try {
@@ -48,5 +66,17 @@ export class FileArtifactStore implements ArtifactStore {
     } catch (error) {
       throw new Error(`artifact root ${rootUri} is not a writable directory: ${(error as Error).message}`, { cause: error });
     }
+  }
+}
+
+/** Size of a regular file; undefined when there is none at the path (a folder is not an object). */
+async function fileStat(path: string): Promise<ObjectStat | undefined> {
+  try {
+    const found = await stat(path);
+    return found.isFile() ? { size: found.size } : undefined;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw error;
   }
 }

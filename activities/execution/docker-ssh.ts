@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { dockerRunArgs, type MountSource } from '../../pipeline/launch.ts';
 import type { ExitOutcome } from '../../pipeline/failures.ts';
+import { WRAPPER_ENV } from '../../pipeline/markers.ts';
 import type { SshEndpoint, SshPool, ExecResult } from '../ssh/pool.ts';
 import { SshConnectionLost, SshUnreachable } from '../ssh/errors.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
@@ -162,7 +163,8 @@ export class DockerSshExecutor implements StageExecutor {
         'recogdrive.stage': launch.stage,
         'recogdrive.attempt': String(request.attempt),
       },
-      env: { RECOGDRIVE_WORKER: String(worker) },
+      // Per container: which attempt and which worker of the slice (the stage wrapper writes markers on worker 0 only).
+      env: { [WRAPPER_ENV.attempt]: String(request.attempt), [WRAPPER_ENV.worker]: String(worker) },
     });
     await this.check(endpoint, ['docker', ...args], `start ${launch.containerName}`);
   }

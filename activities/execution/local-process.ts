@@ -5,16 +5,18 @@
  * session), so a restarted watcher re-attaches by name instead of starting a second one.
  *
  * Mounts are not bind mounts here: the stage simulator resolves container paths through the
- * mount table in RECOGDRIVE_SIM_MOUNTS.
+ * mount table in RECOGDRIVE_SIM_MOUNTS, and the stage wrapper (`recogdrive-stage`, from
+ * `wrapperBinDir` on PATH) is given the host path of the output folder.
  */
 import { spawn } from 'node:child_process';
 import { watch as watchDir } from 'node:fs';
-import { mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import type { SimulationConfig } from '../../pipeline/input.ts';
 import type { Mount } from '../../pipeline/launch.ts';
+import { WRAPPER_ENV } from '../../pipeline/markers.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
 import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
@@ -34,10 +36,18 @@ export interface LocalProcessOptions {
   /** The stage simulator's entry point and the folder with its `python`/`pip` shims. */
   simulatorMain: string;
   shimsDir: string;
-  /** Node binary that runs the simulator. */
+  /** The stage wrapper's `bin/` folder (docker/stage-wrapper/bin, with the `recogdrive-stage` shim). */
+  wrapperBinDir: string;
+  /** Node binary that runs the simulator and the stage wrapper. */
   nodePath: string;
   /** Where an artifact URI is on this host (file:// only). */
   hostPathOf(uri: string): string;
+}
+
+interface ResolvedMount {
+  target: string;
+  source: string;
+  readOnly: boolean;
 }
 
 type ContainerState = { kind: 'absent' } | { kind: 'running'; pid: number } | { kind: 'exited'; code: number | null };
@@ -56,6 +66,7 @@ export class LocalProcessExecutor implements StageExecutor {
     if (request.compute.backend !== 'local') throw invalid(`the local executor cannot run ${request.compute.backend} compute`);
 
     const mounts = await Promise.all(launch.mounts.map((mount) => this.resolveMount(mount)));
+    const env = this.environment(request, dir, mounts);
     await rm(dir, { recursive: true, force: true });
     await mkdir(join(dir, 'state'), { recursive: true });
     await writeFile(join(dir, 'launch.json'), JSON.stringify(launch, null, 2));
@@ -65,7 +76,7 @@ export class LocalProcessExecutor implements StageExecutor {
       cwd: workdir,
       detached: true,
       stdio: 'ignore',
-      env: this.environment(request, dir, mounts),
+      env,
     });
     child.unref();
     await waitFor(() => readFile(join(dir, 'pid')).then(() => true, () => false), 10_000);
@@ -133,7 +144,7 @@ export class LocalProcessExecutor implements StageExecutor {
     if (log !== undefined) await logs.save(0, log);
   }
 
-  private async resolveMount(mount: Mount): Promise<{ target: string; source: string; readOnly: boolean }> {
+  private async resolveMount(mount: Mount): Promise<ResolvedMount> {
     const source = mount.source.kind === 'host' ? mount.source.path : this.options.hostPathOf(mount.source.uri);
     if (mount.readOnly || mount.source.kind === 'host') {
       const exists = await stat(source).then((s) => s.isDirectory(), () => false);
@@ -151,14 +162,17 @@ export class LocalProcessExecutor implements StageExecutor {
     return { target: mount.target, source, readOnly: mount.readOnly };
   }
 
-  private environment(request: LaunchRequest, dir: string, mounts: object[]): NodeJS.ProcessEnv {
+  private environment(request: LaunchRequest, dir: string, mounts: ResolvedMount[]): NodeJS.ProcessEnv {
     const simulate: SimulationConfig | undefined = request.compute.backend === 'local' ? request.compute.simulate : undefined;
     const fault = simulate?.fault;
     const faultApplies = fault !== undefined && (fault.attempts === undefined || fault.attempts.includes(request.attempt));
+    // No bind mounts here: the wrapper writes its markers where the output folder is on this host.
+    const output = mounts.find((m) => m.target === request.launch.output.containerPath);
+    if (output === undefined) throw invalid(`no mount for the output folder ${request.launch.output.containerPath}`);
     // A clean environment, as in a container: nothing of the worker's own environment leaks into a stage.
     return {
       ...request.launch.env,
-      PATH: `${this.options.shimsDir}:/usr/local/bin:/usr/bin:/bin`,
+      PATH: `${this.options.shimsDir}:${this.options.wrapperBinDir}:/usr/local/bin:/usr/bin:/bin`,
       LANG: 'C.UTF-8',
       HOME: join(dir, 'state'),
       RECOGDRIVE_SIM_MAIN: this.options.simulatorMain,
@@ -167,6 +181,10 @@ export class LocalProcessExecutor implements StageExecutor {
       RECOGDRIVE_SIM_WORKDIR: request.launch.workdir,
       RECOGDRIVE_SIM_STATE_DIR: join(dir, 'state'),
       RECOGDRIVE_SIM_DURATION_MS: String(simulate?.durationMs ?? 1500),
+      RECOGDRIVE_WRAPPER_NODE: this.options.nodePath,
+      [WRAPPER_ENV.attempt]: String(request.attempt),
+      [WRAPPER_ENV.worker]: '0',
+      [WRAPPER_ENV.outputDir]: output.source,
       ...(faultApplies ? { RECOGDRIVE_SIM_FAULT: fault.kind, RECOGDRIVE_SIM_FAULT_AT: String(fault.at) } : {}),
     };
   }
@@ -203,23 +221,52 @@ async function isSupervisor(pid: number, dir: string): Promise<boolean> {
   return cmdline.split('\0').includes(dir);
 }
 
-/** Stops every process of a container: TERM to its process group, KILL after the grace period. */
+/**
+ * Stops every process of a container: TERM to its process group (as `docker stop` signals PID 1;
+ * the stage wrapper forwards it to the command's own group), KILL after the grace period to every
+ * process group below the supervisor, the command's included.
+ */
 export async function killContainerProcesses(dir: string, graceMs = 0): Promise<void> {
   const state = await inspect(dir);
   if (state.kind !== 'running' || state.pid === 0) return;
-  const signalGroup = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(-state.pid, signal);
-    } catch {
-      // already gone
+  const signalGroups = (groups: Iterable<number>, signal: NodeJS.Signals) => {
+    for (const group of groups) {
+      try {
+        process.kill(-group, signal);
+      } catch {
+        // already gone
+      }
     }
   };
   if (graceMs > 0) {
-    signalGroup('SIGTERM');
+    signalGroups([state.pid], 'SIGTERM');
     if (await waitFor(async () => !(await isSupervisor(state.pid, dir)), graceMs)) return;
   }
-  signalGroup('SIGKILL');
+  signalGroups(await processGroupsBelow(state.pid), 'SIGKILL');
   await waitFor(async () => !(await isSupervisor(state.pid, dir)), 5_000);
+}
+
+/** The process groups of `pid` and of every process descended from it (the wrapper runs its command in a group of its own). */
+async function processGroupsBelow(pid: number): Promise<Set<number>> {
+  const children = new Map<number, number[]>();
+  const groupOf = new Map<number, number>();
+  for (const name of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => undefined);
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ')'.
+    const [, ppid, pgrp] = stat?.slice(stat.lastIndexOf(')') + 2).split(' ') ?? [];
+    if (ppid === undefined || pgrp === undefined) continue;
+    groupOf.set(Number(name), Number(pgrp));
+    children.set(Number(ppid), [...(children.get(Number(ppid)) ?? []), Number(name)]);
+  }
+  const groups = new Set<number>([pid]);
+  const queue = [pid];
+  for (let next = queue.pop(); next !== undefined; next = queue.pop()) {
+    const group = groupOf.get(next);
+    if (group !== undefined && group > 1) groups.add(group);
+    queue.push(...(children.get(next) ?? []));
+  }
+  return groups;
 }
 
 async function processTimes(dir: string): Promise<{ startedAt: number; exitedAt: number }> {

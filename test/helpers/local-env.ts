@@ -61,7 +61,8 @@ export async function startTestEnv(options: { env?: NodeJS.ProcessEnv } = {}): P
     dataset,
     dataDir,
     compute: new LocalComputeProvider(localComputeRoot(dataDir)),
-    input: (options) => localPipelineInput(dataDir, dataset, options),
+    // Tests of execution must execute: runs of one file share an artifact root, so reuse is opt-in here.
+    input: (options) => localPipelineInput(dataDir, dataset, { reuse: { policy: 'never' }, ...options }),
     start: (runId, input) =>
       stack.client.workflow.start('recogdrivePipeline', { workflowId: runId, taskQueue: stack.taskQueue, args: [input] }),
     async close() {

@@ -1,11 +1,12 @@
 /**
  * The stage image of the test bed, built without a registry: a rootfs folder (busybox-static,
  * bash and node with the shared libraries ldd lists, tini as init, the stage simulator and its
- * python/pip shims), tarred and `podman import`ed with the Dockerfile-like settings below. What a
- * production-like Dockerfile would look like: docker/stage-image/README.md.
+ * python/pip shims, the stage wrapper with pipeline/ under /opt/recogdrive and its
+ * /usr/local/bin/recogdrive-stage), tarred and `podman import`ed with the Dockerfile-like settings
+ * below. What a production-like Dockerfile would look like: docker/stage-image/README.md.
  *
- * Cached under a folder keyed by a hash of the inputs (this recipe, the simulator's files, the
- * binaries and libraries copied in), so a second build only hashes. Concurrent builders are safe:
+ * Cached under a folder keyed by a hash of the inputs (this recipe, the simulator's, the
+ * wrapper's and pipeline/'s files, the binaries and libraries copied in), so a second build only hashes. Concurrent builders are safe:
  * everything is built under a temporary name and renamed into place.
  *
  *   node test/testbed/stage-image.ts [--cache DIR] [--tag TAG]... [--root GRAPHROOT --runroot RUNROOT]
@@ -22,6 +23,11 @@ import { check, unmountBelow } from './processes.ts';
 
 const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
 export const SIMULATOR_DIR = path.join(REPO_ROOT, 'docker/simulator');
+/** The stage wrapper and what it imports, copied under IMAGE_WRAPPER_ROOT with their repository layout. */
+export const WRAPPER_DIRS = ['docker/stage-wrapper', 'pipeline'] as const;
+/** /usr/local/bin/recogdrive-stage and /opt/recogdrive/package.json, as the real images get them (docker/stage-images/). */
+const WRAPPER_SHIM = path.join(REPO_ROOT, 'docker/stage-images/recogdrive-stage');
+const WRAPPER_PACKAGE_JSON = path.join(REPO_ROOT, 'docker/stage-images/package.json');
 /** The Node 24 of the project's devDependency `node` (the binary copied into the image). */
 export const NODE_BINARY = path.join(REPO_ROOT, 'node_modules/node/bin/node');
 const BUSYBOX = '/bin/busybox';
@@ -33,6 +39,8 @@ export const DEFAULT_TAGS = ['recogdrive-tpu:stage1', 'recogdrive-tpu:unified'];
 
 /** Where the simulator lives in the image, and the settings a Dockerfile would give. */
 export const IMAGE_SIM_DIR = '/opt/recogdrive-sim';
+/** Where the stage wrapper lives in the image (docker/stage-images/Dockerfile does the same). */
+export const IMAGE_WRAPPER_ROOT = '/opt/recogdrive';
 export const IMAGE_ENV: Readonly<Record<string, string>> = {
   PATH: '/usr/local/bin:/usr/bin:/bin',
   RECOGDRIVE_SIM_NODE: '/usr/local/bin/node',
@@ -202,6 +210,8 @@ interface BuildInputs {
   node: string;
   libraries: string[];
   simulatorFiles: string[];
+  /** Repository-relative paths of the wrapper's files (WRAPPER_DIRS). */
+  wrapperFiles: string[];
 }
 
 /** Everything that decides the rootfs's content, hashed (file contents for the simulator, path/size/mtime for binaries). */
@@ -209,6 +219,7 @@ async function buildInputs(): Promise<BuildInputs> {
   const node = fs.realpathSync(NODE_BINARY);
   const libraries = [...new Set([...(await sharedLibraries(node)), ...(await sharedLibraries(BASH))])].sort();
   const simulatorFiles = listFiles(SIMULATOR_DIR);
+  const wrapperFiles = WRAPPER_DIRS.flatMap((dir) => listFiles(path.join(REPO_ROOT, dir)).map((rel) => path.join(dir, rel)));
   const busyboxVersion = (await check(BUSYBOX, ['--help']).catch(() => '')).split('\n')[0] ?? '';
   const describe = (file: string) => {
     const stat = fs.statSync(file);
@@ -219,8 +230,12 @@ async function buildInputs(): Promise<BuildInputs> {
     busyboxVersion,
     ...[node, BUSYBOX, BASH, TINI, ...libraries].map(describe),
     ...simulatorFiles.flatMap((rel) => [rel, fs.readFileSync(path.join(SIMULATOR_DIR, rel), 'utf8')]),
+    ...[...wrapperFiles, path.relative(REPO_ROOT, WRAPPER_SHIM), path.relative(REPO_ROOT, WRAPPER_PACKAGE_JSON)].flatMap((rel) => [
+      rel,
+      fs.readFileSync(path.join(REPO_ROOT, rel), 'utf8'),
+    ]),
   ]).slice(0, 16);
-  return { key, node, libraries, simulatorFiles };
+  return { key, node, libraries, simulatorFiles, wrapperFiles };
 }
 
 async function makeRootfs(rootfs: string, inputs: BuildInputs): Promise<void> {
@@ -260,6 +275,19 @@ async function makeRootfs(rootfs: string, inputs: BuildInputs): Promise<void> {
     fs.chmodSync(at(`usr/local/bin/${shim}`), 0o755);
     fs.chmodSync(at(path.join(IMAGE_SIM_DIR, 'shims', shim)), 0o755);
   }
+
+  // The stage wrapper: /opt/recogdrive/{docker/stage-wrapper,pipeline}, its node (the image's), the shim.
+  for (const rel of inputs.wrapperFiles) {
+    const target = at(path.join(IMAGE_WRAPPER_ROOT, rel));
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.copyFileSync(path.join(REPO_ROOT, rel), target);
+  }
+  fs.chmodSync(at(path.join(IMAGE_WRAPPER_ROOT, 'docker/stage-wrapper/bin/recogdrive-stage')), 0o755);
+  fs.copyFileSync(WRAPPER_PACKAGE_JSON, at(path.join(IMAGE_WRAPPER_ROOT, 'package.json')));
+  fs.mkdirSync(at(path.join(IMAGE_WRAPPER_ROOT, 'bin')), { recursive: true });
+  fs.symlinkSync('/usr/local/bin/node', at(path.join(IMAGE_WRAPPER_ROOT, 'bin/node')));
+  fs.copyFileSync(WRAPPER_SHIM, at('usr/local/bin/recogdrive-stage'));
+  fs.chmodSync(at('usr/local/bin/recogdrive-stage'), 0o755);
 
   fs.writeFileSync(at('etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n');
   fs.writeFileSync(at('etc/group'), 'root:x:0:\nnogroup:x:65534:\n');

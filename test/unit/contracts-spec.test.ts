@@ -6,7 +6,9 @@
  *  - `$(pwd)/recogdrive` is the input's paths.hostRepoDir;
  *  - `--rm` becomes `-d --name <container>`: the container must outlive its exit so a restarted
  *    watcher can read the exit code;
- *  - additions: artifact mounts (inputs read-only, the output) and the contract's addedArgs.
+ *  - additions: artifact mounts (inputs read-only, the output) and the contract's addedArgs;
+ *  - the stage wrapper: the command runs as `recogdrive-stage -- <the guide's command>` with the
+ *    wrapper's RECOGDRIVE_STAGE/OUTPUT_DIR/OUTPUT_CHECK env; both are checked exactly, then stripped.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +17,9 @@ import { join } from 'node:path';
 import { split } from 'shlex';
 import { parsePipelineInput } from '../../pipeline/input.ts';
 import { buildPlan } from '../../pipeline/plan.ts';
-import { defaultHostPath, dockerRunArgs, type LaunchSpec } from '../../pipeline/launch.ts';
+import { CONTRACTS } from '../../pipeline/contracts/index.ts';
+import { defaultHostPath, dockerRunArgs, STAGE_WRAPPER, stageCommand, type LaunchSpec } from '../../pipeline/launch.ts';
+import type { StageName } from '../../pipeline/stages.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 
 const FIXTURE = join(PROJECT_ROOT, 'test', 'fixtures', 'spec-commands.md');
@@ -71,8 +75,18 @@ function scriptArgv(command: string[]): { fixes: string[]; argv: string[] } {
   return { fixes: parts.slice(0, -1), argv: split(parts.at(-1)!) };
 }
 
-const plan = buildPlan(parsePipelineInput(JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8'))), 'spec-run');
+const config = parsePipelineInput(JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8')));
+const plan = buildPlan(config, 'spec-run');
 const launchOf = (stage: string): LaunchSpec => plan.stages.find((s) => s.stage === stage)!.launch!;
+
+/** The `-e` values the stage wrapper reads, exactly as the launch spec must set them. */
+function wrapperEnv(stage: StageName, launch: LaunchSpec): string[] {
+  return [
+    `RECOGDRIVE_STAGE=${stage}`,
+    `RECOGDRIVE_OUTPUT_DIR=${launch.output.containerPath}`,
+    `RECOGDRIVE_OUTPUT_CHECK=${JSON.stringify(CONTRACTS[stage].verification(config).outputs)}`,
+  ];
+}
 
 for (const [index, stage] of (['stage1', 'featureCache', 'stage2'] as const).entries()) {
   test(`plan for the guide's settings renders the guide's ${stage} command`, () => {
@@ -91,11 +105,14 @@ for (const [index, stage] of (['stage1', 'featureCache', 'stage2'] as const).ent
     assert.deepEqual(ours.mounts[0], guide.mounts[0], 'the repo checkout is mounted as in the guide');
     const artifactMounts = launch.mounts.slice(1).map((m) => m.target);
     assert.equal(ours.mounts.length, guide.mounts.length + artifactMounts.length, 'only artifact mounts are added');
-    assert.deepEqual(ours.env, guide.env);
+    const isWrapperEnv = (e: string) => e.startsWith('RECOGDRIVE_');
+    assert.deepEqual(ours.env.filter(isWrapperEnv), wrapperEnv(stage, launch), 'the stage wrapper\'s env, and nothing else of ours');
+    assert.deepEqual(ours.env.filter((e) => !isWrapperEnv(e)), guide.env);
     assert.equal(ours.image, guide.image);
 
+    assert.deepEqual(ours.command.slice(0, STAGE_WRAPPER.length), [...STAGE_WRAPPER], 'the command runs under the stage wrapper');
     const guideScript = scriptArgv(guide.command);
-    const ourScript = scriptArgv(ours.command);
+    const ourScript = scriptArgv(stageCommand(ours));
     assert.deepEqual(ourScript.fixes, guideScript.fixes, 'runtime fixes come from the contract');
     const added = launch.addedArgs;
     assert.deepEqual(ourScript.argv.slice(0, ourScript.argv.length - added.length), guideScript.argv);
@@ -124,8 +141,21 @@ test('stage 3 runs GRPO with the metric cache and the last Stage 2 checkpoint as
   });
 });
 
+test('every stage runs under the stage wrapper, told its stage, output folder and output check', () => {
+  const launched = plan.stages.filter((s) => s.launch !== undefined);
+  assert.ok(launched.length > 0);
+  for (const { stage, launch } of launched) {
+    assert.deepEqual(launch!.command.slice(0, 2), ['recogdrive-stage', '--'], stage);
+    assert.equal(launch!.env.RECOGDRIVE_STAGE, stage);
+    assert.equal(launch!.env.RECOGDRIVE_OUTPUT_DIR, launch!.output.containerPath);
+    assert.ok(launch!.mounts.some((m) => m.target === launch!.env.RECOGDRIVE_OUTPUT_DIR && !m.readOnly), `${stage}: the output folder is a writable mount`);
+    assert.deepEqual(JSON.parse(launch!.env.RECOGDRIVE_OUTPUT_CHECK!), CONTRACTS[stage].verification(config).outputs);
+    assert.equal(launch!.env.RECOGDRIVE_ATTEMPT, undefined, 'the executor sets the attempt');
+  }
+});
+
 test('the hydra-core upgrade for caching is part of the feature-cache contract, not a manual step', () => {
-  const command = launchOf('featureCache').command;
+  const command = stageCommand(launchOf('featureCache'));
   assert.equal(command[0], '/bin/bash');
   assert.match(command[2]!, /^pip install --upgrade hydra-core==1\.3\.2 omegaconf pytest && python /);
 });

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parsePipelineInput } from '../../pipeline/input.ts';
+import { stageCommand } from '../../pipeline/launch.ts';
 import { buildPlan } from '../../pipeline/plan.ts';
 
 const run = promisify(execFile);
@@ -26,9 +27,10 @@ test('a hostile override value stays one literal argument through the feature ca
       paths: { hostRepoDir: '/data/r' },
       featureCache: { overrides: { seed: NASTY } },
     });
-    const launch = buildPlan(config, 'inject-1').stages.find((s) => s.stage === 'featureCache')!.launch!;
-    assert.equal(launch.command[0], '/bin/bash');
-    await run('/bin/bash', launch.command.slice(1), {
+    // The stage's own command, without the stage wrapper in front (test/unit/stage-wrapper.test.ts runs that).
+    const command = stageCommand(buildPlan(config, 'inject-1').stages.find((s) => s.stage === 'featureCache')!.launch!);
+    assert.equal(command[0], '/bin/bash');
+    await run('/bin/bash', command.slice(1), {
       cwd: dir,
       env: { PATH: `${dir}:/usr/bin:/bin`, ARGV_FILE: join(dir, 'argv') },
     });

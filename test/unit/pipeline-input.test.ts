@@ -90,6 +90,9 @@ const badInputs: Array<{ name: string; input: unknown; field: string }> = [
   { name: 'override value with a quote', input: { ...minimal, stage2: { overrides: { seed: "1' x=2" } } }, field: 'stage2.overrides.seed' },
   { name: 'override value with an interpolation', input: { ...minimal, stage2: { overrides: { seed: '${oc.env:HOME}' } } }, field: 'stage2.overrides.seed' },
   { name: 'override value with a newline', input: { ...minimal, stage2: { overrides: { seed: '1\n2' } } }, field: 'stage2.overrides.seed' },
+  { name: 'env replacing a contract variable', input: { ...minimal, stage2: { env: { PYTHONPATH: '/x' } } }, field: 'stage2.env.PYTHONPATH' },
+  { name: 'env setting a stage wrapper variable', input: { ...minimal, stage2: { env: { RECOGDRIVE_OUTPUT_DIR: '/x' } } }, field: 'stage2.env.RECOGDRIVE_OUTPUT_DIR' },
+  { name: 'env setting any RECOGDRIVE_ name', input: { ...minimal, eval: { env: { RECOGDRIVE_ANYTHING: '1' } } }, field: 'eval.env.RECOGDRIVE_ANYTHING' },
   { name: 'duration that is not one', input: { ...minimal, stage1: { timeout: 'forever' } }, field: 'stage1.timeout' },
   { name: 'fault kind unknown', input: { ...minimal, stage1: { compute: { backend: 'local', simulate: { fault: { kind: 'explode' } } } } }, field: 'stage1.compute.simulate.fault.kind' },
 ];
@@ -107,6 +110,16 @@ for (const { name, input, field } of badInputs) {
 test('override values with shell metacharacters are accepted: they are never evaluated', () => {
   const config = parsePipelineInput({ ...minimal, stage2: { overrides: { seed: '; touch pwned `id` $(id)' } } });
   assert.equal(config.stage2.overrides.seed, '; touch pwned `id` $(id)');
+});
+
+test('a RECOGDRIVE_ env name is refused with a message saying the prefix is reserved; the simulator\'s RECOGDRIVE_SIM_ controls are accepted', () => {
+  const issues = issuesOf({ ...minimal, stage1: { env: { RECOGDRIVE_STAGE: 'eval' } } });
+  assert.ok(
+    issues.some((issue) => issue.startsWith('stage1.env.RECOGDRIVE_STAGE') && issue.includes('names starting with RECOGDRIVE_ are reserved')),
+    JSON.stringify(issues),
+  );
+  const config = parsePipelineInput({ ...minimal, stage1: { env: { RECOGDRIVE_SIM_DURATION_MS: '300', XLA_FLAGS: '--x' } } });
+  assert.deepEqual(config.stage1.env, { RECOGDRIVE_SIM_DURATION_MS: '300', XLA_FLAGS: '--x' });
 });
 
 test('every problem of an input is reported at once', () => {

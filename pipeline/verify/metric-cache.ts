@@ -3,7 +3,7 @@
  * the loader reads (only the first .csv in metadata/). A wrong split yields an empty-but-present
  * CSV, and a targeted re-run rewrites the CSV with only its own tokens, so rows are counted.
  */
-import type { OutputReader } from '../artifacts/store.ts';
+import type { OutputReader } from './reader.ts';
 import { formatCount, type CheckResult } from './result.ts';
 
 export async function checkMetricCache(reader: OutputReader, expectedTokens: number | undefined): Promise<CheckResult> {

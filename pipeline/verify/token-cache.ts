@@ -2,7 +2,7 @@
  * The hidden-state cache: `<log>/<token>/` folders that must each hold every builder file. The
  * trainer skips incomplete tokens silently, so a short cache would train on less data unnoticed.
  */
-import type { OutputReader } from '../artifacts/store.ts';
+import type { OutputReader } from './reader.ts';
 import { formatCount, type CheckResult } from './result.ts';
 
 export async function checkTokenCache(

@@ -2,7 +2,7 @@
  * The PDM-score CSV of evaluation: one row per token and a final `average` row. Per-token
  * exceptions are recorded as valid=False, so the job "succeeds" even if every token failed.
  */
-import type { OutputReader } from '../artifacts/store.ts';
+import type { OutputReader } from './reader.ts';
 import { formatCount, type CheckResult } from './result.ts';
 
 export async function checkEvalCsv(

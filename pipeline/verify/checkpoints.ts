@@ -3,7 +3,7 @@
  * orbax writes into `checkpoint_<step>.orbax-checkpoint-tmp-*` and renames on commit (or, on
  * GCS, adds commit_success.txt); a tmp folder or a null commit timestamp is an unfinished save.
  */
-import type { OutputReader } from '../artifacts/store.ts';
+import type { OutputReader } from './reader.ts';
 import type { CheckResult } from './result.ts';
 
 const COMMITTED_STEP = /^checkpoint_(\d+)$/;

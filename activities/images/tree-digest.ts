@@ -1,0 +1,30 @@
+/**
+ * The digest of the embedded default's "image": the local backend runs the stage simulator and
+ * the stage wrapper from this checkout instead of a container image, so their files (and the
+ * pipeline code the wrapper imports) are what a digest must cover.
+ */
+import { createHash } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true, recursive: true });
+  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name));
+}
+
+/** "sha256:<hex>" over every file's path (relative to `base`) and content, in path order. */
+export async function treeDigest(base: string, dirs: readonly string[]): Promise<string> {
+  const files = (await Promise.all(dirs.map(filesUnder))).flat().sort();
+  const hash = createHash('sha256');
+  for (const file of files) {
+    hash.update(`${relative(base, file)}\0`);
+    hash.update(await readFile(file));
+    hash.update('\0');
+  }
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** The digest pinned in a reference (name@sha256:...), if any. */
+export function pinnedDigest(image: string): string | undefined {
+  return /@(sha256:[a-f0-9]{64})$/.exec(image)?.[1];
+}

@@ -1,0 +1,132 @@
+/**
+ * Lineage in the artifact store (layout: pipeline/lineage.ts): recording verified artifacts,
+ * runs and their consumers, finding reusable outputs by fingerprint, and answering "what
+ * produced X" and "which runs used X".
+ */
+import type { PipelineConfig } from '../../pipeline/input.ts';
+import {
+  ARTIFACT_RECORD_PATH,
+} from '../../pipeline/markers.ts';
+import {
+  consumerRecordUri,
+  consumersUri,
+  fingerprintIndexUri,
+  runRecordUri,
+  shortFingerprint,
+  type ArtifactRecord,
+  type ConsumerRecord,
+  type RunRecord,
+} from '../../pipeline/lineage.ts';
+import { planFingerprints, type PlanContext } from '../../pipeline/plan.ts';
+import type { StageName } from '../../pipeline/stages.ts';
+import { parseArtifactRecord, parseRunRecord } from '../artifacts/markers.ts';
+import type { ArtifactStore } from '../artifacts/store.ts';
+import { checkStillValid } from '../verify/reusable.ts';
+
+export type StoreFor = (uri: string) => ArtifactStore;
+
+export class UnknownRunError extends Error {}
+
+export class LineageStore {
+  private readonly storeFor: StoreFor;
+
+  constructor(storeFor: StoreFor) {
+    this.storeFor = storeFor;
+  }
+
+  /** Records a verified artifact: its own record next to it, and the fingerprint index (first producer stays). */
+  async recordArtifact(artifactRoot: string, record: ArtifactRecord): Promise<{ indexed: boolean }> {
+    const text = `${JSON.stringify(record, null, 2)}\n`;
+    await this.storeFor(record.uri).createIfAbsent(`${record.uri}/${ARTIFACT_RECORD_PATH}`, text);
+    const indexUri = fingerprintIndexUri(artifactRoot, record.stage, record.fingerprint);
+    const store = this.storeFor(artifactRoot);
+    if (await store.createIfAbsent(indexUri, text)) return { indexed: true };
+    // The first producer stays canonical while its output is intact; one that was deleted or rewritten gives way.
+    const existing = await store.readText(indexUri);
+    const parsed = existing === undefined ? undefined : parseArtifactRecord(existing);
+    if (parsed?.ok === true && parsed.value.uri === record.uri) return { indexed: true };
+    const stale = parsed?.ok !== true || (await checkStillValid(this.storeFor(parsed.value.uri).reader(parsed.value.uri), parsed.value)).length > 0;
+    if (!stale) return { indexed: false };
+    await store.writeText(indexUri, text);
+    return { indexed: true };
+  }
+
+  /** Records a run's plan and, for every artifact it reads or reuses, that this run used it. */
+  async recordRun(artifactRoot: string, run: RunRecord, consumers: readonly ConsumerRecord[]): Promise<void> {
+    const store = this.storeFor(artifactRoot);
+    await store.writeText(runRecordUri(artifactRoot, run.runId), `${JSON.stringify(run, null, 2)}\n`);
+    await Promise.all(
+      consumers.map((c) => store.createIfAbsent(consumerRecordUri(artifactRoot, c.fingerprint, c.runId, c.stage), `${JSON.stringify(c)}\n`)),
+    );
+  }
+
+  async readRun(artifactRoot: string, runId: string): Promise<RunRecord | undefined> {
+    const text = await this.storeFor(artifactRoot).readText(runRecordUri(artifactRoot, runId));
+    if (text === undefined) return undefined;
+    const parsed = parseRunRecord(text);
+    if (!parsed.ok) throw new Error(`the record of run ${runId} is unreadable: ${parsed.problem}`);
+    return parsed.value;
+  }
+
+  /** The lineage record of the artifact at `uri`; undefined when it has none (not verified, or made outside). */
+  async producedBy(uri: string): Promise<ArtifactRecord | undefined> {
+    const text = await this.storeFor(uri).readText(`${uri}/${ARTIFACT_RECORD_PATH}`);
+    if (text === undefined) return undefined;
+    const parsed = parseArtifactRecord(text);
+    if (!parsed.ok) throw new Error(`${uri}/${ARTIFACT_RECORD_PATH}: ${parsed.problem}`);
+    return parsed.value;
+  }
+
+  /** Every run stage that read or reused the artifact with this fingerprint. */
+  async usedBy(artifactRoot: string, fingerprint: string): Promise<ConsumerRecord[]> {
+    const folder = consumersUri(artifactRoot, fingerprint);
+    const reader = this.storeFor(artifactRoot).reader(folder);
+    const entries = (await reader.list('')).filter((e) => !e.dir && e.name.endsWith('.json'));
+    const records = await Promise.all(entries.map(async (e) => reader.readText(e.name)));
+    return records
+      .filter((t): t is string => t !== undefined)
+      .map((t) => JSON.parse(t) as ConsumerRecord)
+      .sort((a, b) => a.at.localeCompare(b.at) || a.runId.localeCompare(b.runId));
+  }
+
+  /**
+   * What a plan needs to know of what exists: records of provided artifacts, verified outputs of
+   * the plan's fingerprints that are still intact, and the source run of a rerun.
+   */
+  async lookup(config: PipelineConfig, imageDigests: Readonly<Record<string, string>>): Promise<PlanContext> {
+    const root = config.artifactRoot;
+    const provided: Partial<Record<StageName, ArtifactRecord>> = {};
+    for (const [stage, uri] of Object.entries(config.providedArtifacts) as Array<[StageName, string]>) {
+      const record = await this.producedBy(uri).catch(() => undefined);
+      if (record !== undefined && record.stage === stage) provided[stage] = record;
+    }
+    let previous: RunRecord | undefined;
+    if (config.reuse.rerunOf !== undefined) {
+      previous = await this.readRun(root, config.reuse.rerunOf);
+      if (previous === undefined) throw new UnknownRunError(`run ${config.reuse.rerunOf} has no record under ${root}/lineage: nothing to rerun`);
+    }
+
+    const found: Partial<Record<StageName, ArtifactRecord>> = {};
+    const stale: Partial<Record<StageName, string>> = {};
+    if (config.reuse.policy !== 'never') {
+      const fingerprints = planFingerprints(config, { imageDigests, provided });
+      await Promise.all(
+        config.stages.map(async (stage) => {
+          const fingerprint = fingerprints[stage]!.fingerprint;
+          const text = await this.storeFor(root).readText(fingerprintIndexUri(root, stage, fingerprint));
+          if (text === undefined) return;
+          const parsed = parseArtifactRecord(text);
+          if (!parsed.ok) {
+            stale[stage] = `the fingerprint index entry ${shortFingerprint(fingerprint)} is unreadable: ${parsed.problem}`;
+            return;
+          }
+          const record = parsed.value;
+          const problems = await checkStillValid(this.storeFor(record.uri).reader(record.uri), record);
+          if (problems.length === 0) found[stage] = record;
+          else stale[stage] = `the verified output of run ${record.producer.runId} can no longer be reused: ${problems.join('; ')}`;
+        }),
+      );
+    }
+    return { imageDigests, provided, found, stale, ...(previous === undefined ? {} : { previous }) };
+  }
+}

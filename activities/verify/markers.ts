@@ -1,0 +1,64 @@
+/**
+ * Verification of a finished stage from its completion markers: DONE.json (the wrapper's
+ * verdict and the contract check it ran next to the data), the manifest it points to (digest,
+ * counts), and a few sampled files still being there with their sizes. A constant number of
+ * object reads, however many files the output has: never a listing of a 100k-file cache.
+ */
+import type { VerificationSpec } from '../../pipeline/contracts/index.ts';
+import { canonicalJson, sha256Hex } from '../../pipeline/fingerprint.ts';
+import { DONE_MARKER } from '../../pipeline/markers.ts';
+import type { OutputReader } from '../../pipeline/verify/reader.ts';
+import { parseDoneMarker, parseManifest } from '../artifacts/markers.ts';
+import type { VerifyReport } from '../types.ts';
+import { checkSamples, sampleFiles } from './samples.ts';
+
+export async function verifyFromMarkers(
+  reader: OutputReader,
+  spec: VerificationSpec,
+  seenPatterns: readonly string[] | undefined,
+): Promise<VerifyReport> {
+  const logProblems = seenPatterns === undefined ? [] : checkLogPatterns(spec, seenPatterns);
+  const doneText = await reader.readText(DONE_MARKER);
+  if (doneText === undefined) {
+    return report([`no ${DONE_MARKER}: the stage wrapper recorded no successful completion`, ...logProblems], {});
+  }
+  const done = parseDoneMarker(doneText);
+  if (!done.ok) return report([done.problem, ...logProblems], {});
+  const { manifest, check } = done.value;
+  const problems: string[] = [];
+  if (canonicalJson(check.spec) !== canonicalJson(spec.outputs)) {
+    problems.push(`${DONE_MARKER} was checked against another output contract (${canonicalJson(check.spec)}), not ${canonicalJson(spec.outputs)}`);
+  }
+  problems.push(...check.problems);
+
+  const summary = { ...check.summary, files: manifest.files, bytes: manifest.bytes };
+  const listText = await reader.readText(manifest.list);
+  if (listText === undefined) return report([...problems, `the manifest ${manifest.list} is missing`, ...logProblems], summary);
+  const digest = `sha256:${sha256Hex(listText)}`;
+  if (digest !== manifest.digest) return report([...problems, `${manifest.list} does not match the digest in ${DONE_MARKER}`, ...logProblems], summary);
+  const files = parseManifest(listText);
+  const bytes = files.reduce((sum, f) => sum + f.size, 0);
+  if (files.length !== manifest.files || bytes !== manifest.bytes) {
+    problems.push(`${manifest.list} lists ${files.length} files / ${bytes} bytes, ${DONE_MARKER} says ${manifest.files} / ${manifest.bytes}`);
+  }
+  const samples = sampleFiles(files, manifest.digest);
+  problems.push(...(await checkSamples((path) => reader.stat(path), samples)));
+  return {
+    ...report([...problems, ...logProblems], summary),
+    manifest: { files: manifest.files, bytes: manifest.bytes, digest: manifest.digest },
+    samples,
+    doneAttempt: done.value.attempt,
+  };
+}
+
+export function checkLogPatterns(spec: VerificationSpec, seenPatterns: readonly string[]): string[] {
+  const seen = new Set(seenPatterns);
+  return [
+    ...spec.logMustContain.filter((p) => !seen.has(p)).map((p) => `the log never said "${p}"`),
+    ...spec.logMustNotContain.filter((p) => seen.has(p)).map((p) => `the log says "${p}"`),
+  ];
+}
+
+function report(problems: string[], summary: Record<string, number | string>): VerifyReport {
+  return { ok: problems.length === 0, problems, summary };
+}

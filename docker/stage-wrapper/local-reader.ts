@@ -1,0 +1,61 @@
+/**
+ * An OutputReader (pipeline/verify/reader.ts) over a local folder, for running the contract's
+ * output check next to the data. The protocol's own files (`_recogdrive/`, `DONE.json` at the
+ * output root) are hidden, as they are not outputs.
+ */
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isMarkerPath } from '../../pipeline/markers.ts';
+import type { ObjectStat, OutputEntry, OutputReader } from '../../pipeline/verify/reader.ts';
+
+/** "Not there" for a reader; any other error is real trouble and is thrown. */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR', 'EISDIR']);
+
+export class LocalOutputReader implements OutputReader {
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  async list(path: string): Promise<OutputEntry[]> {
+    const rel = normalize(path);
+    if (rel === undefined || (rel !== '' && isMarkerPath(rel))) return [];
+    const entries = await readdir(join(this.root, rel), { withFileTypes: true }).catch(absent([]));
+    const listed = await Promise.all(
+      entries
+        .filter((e) => rel !== '' || !isMarkerPath(e.name))
+        .map(async (e) => ({
+          name: e.name,
+          dir: e.isDirectory() || (e.isSymbolicLink() && (await stat(join(this.root, rel, e.name)).then((s) => s.isDirectory(), () => false))),
+        })),
+    );
+    return listed.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async readText(path: string): Promise<string | undefined> {
+    const rel = normalize(path);
+    if (rel === undefined || rel === '' || isMarkerPath(rel)) return undefined;
+    return readFile(join(this.root, rel), 'utf8').catch(absent(undefined));
+  }
+
+  async stat(path: string): Promise<ObjectStat | undefined> {
+    const rel = normalize(path);
+    if (rel === undefined || rel === '' || isMarkerPath(rel)) return undefined;
+    const found = await stat(join(this.root, rel)).catch(absent(undefined));
+    return found?.isFile() ? { size: found.size } : undefined;
+  }
+}
+
+/** The path relative to the root without empty or `.` segments; undefined when it would leave the root. */
+function normalize(path: string): string | undefined {
+  const segments = path.split('/').filter((s) => s !== '' && s !== '.');
+  return segments.includes('..') ? undefined : segments.join('/');
+}
+
+function absent<T>(value: T): (error: NodeJS.ErrnoException) => T {
+  return (error) => {
+    if (ABSENT.has(error.code ?? '')) return value;
+    throw error;
+  };
+}

@@ -1,0 +1,22 @@
+/**
+ * Read access to a stage's outputs, the same for gs://, file:// and (inside the stage container)
+ * the local output folder. Pure interface: the checkers in this folder run both in the stage
+ * wrapper next to the data and in the orchestrator.
+ */
+export interface OutputEntry {
+  name: string;
+  dir: boolean;
+}
+
+export interface ObjectStat {
+  size: number;
+}
+
+export interface OutputReader {
+  /** Entries of a folder relative to the output root; empty when the folder does not exist. */
+  list(path: string): Promise<OutputEntry[]>;
+  /** Text of a file relative to the output root; undefined when it does not exist. */
+  readText(path: string): Promise<string | undefined>;
+  /** Size of a file relative to the output root; undefined when it does not exist. */
+  stat(path: string): Promise<ObjectStat | undefined>;
+}

@@ -1,0 +1,129 @@
+/**
+ * Reuse and partial reruns end to end on the embedded default, against a real Temporal server:
+ * what actually ran is read from Temporal (which stage workflows exist) and from the artifact
+ * store, not from the plan.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { FileArtifactStore } from '../../activities/artifacts/file-store.ts';
+import { LineageStore } from '../../activities/lineage/lineage-store.ts';
+import type { PipelineInputRaw } from '../../pipeline/input.ts';
+import { STAGES, type StageName } from '../../pipeline/stages.ts';
+import type { RunSummary } from '../../pipeline/status.ts';
+import { runStatusQuery } from '../../workflows/messages.ts';
+import { assertNothingLeaked } from '../helpers/assertions.ts';
+import { startTestEnv, type TestEnv } from '../helpers/local-env.ts';
+
+let env: TestEnv;
+const lineage = new LineageStore(() => new FileArtifactStore());
+before(async () => {
+  env = await startTestEnv();
+});
+after(async () => {
+  await env?.close();
+});
+
+/** The input with reuse on (the product default; the test helper turns it off for other tests). */
+function reusingInput(reuse: PipelineInputRaw['reuse'] = {}, sections: Record<string, Record<string, unknown>> = {}): PipelineInputRaw {
+  const input = env.input({ durationMs: 200, reuse: { policy: 'verified', ...reuse } }) as unknown as Record<string, unknown>;
+  for (const [stage, extra] of Object.entries(sections)) input[stage] = { ...(input[stage] as object), ...extra };
+  return input as unknown as PipelineInputRaw;
+}
+
+/** The stages of a run that had a stage workflow, i.e. that ran. */
+async function stagesThatRan(runId: string): Promise<StageName[]> {
+  const ran: StageName[] = [];
+  for (const stage of STAGES) {
+    try {
+      await env.stack.client.workflow.getHandle(`${runId}/${stage}`).describe();
+      ran.push(stage);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+  }
+  return ran;
+}
+
+async function run(runId: string, input: PipelineInputRaw): Promise<RunSummary> {
+  return (await (await env.start(runId, input)).result()) as RunSummary;
+}
+
+const decisions = (summary: RunSummary) => Object.fromEntries(summary.stages.map((s) => [s.stage, s.decision]));
+const uriOf = (summary: RunSummary, stage: StageName) => summary.stages.find((s) => s.stage === stage)!.artifactUri!;
+const artifactRoot = () => `file://${join(env.dataDir, 'artifacts')}`;
+
+let source: RunSummary;
+
+test('a first run runs every stage and records each verified output with its lineage', async () => {
+  source = await run('rerun-source', reusingInput());
+  assert.deepEqual(new Set(Object.values(decisions(source))), new Set(['RUN']));
+  assert.deepEqual(await stagesThatRan('rerun-source'), [...STAGES]);
+  const stage3 = await lineage.producedBy(uriOf(source, 'stage3'));
+  assert.ok(stage3 !== undefined, 'stage3 has a lineage record');
+  assert.equal(stage3.producer.runId, 'rerun-source');
+  assert.deepEqual(Object.keys(stage3.inputs).sort(), ['featureCache', 'metricCache', 'stage2']);
+  assert.equal(stage3.inputs.stage2!.uri, uriOf(source, 'stage2'));
+  assert.ok(stage3.manifest.files > 0);
+  assert.match(stage3.imageDigest, /^sha256:[0-9a-f]{64}$/);
+});
+
+test('the same input again reuses every stage: no stage workflow, no compute, the status says reused', async () => {
+  const handle = await env.start('rerun-nothing-changed', reusingInput());
+  const summary = (await handle.result()) as RunSummary;
+  assert.deepEqual(new Set(Object.values(decisions(summary))), new Set(['REUSE']));
+  assert.deepEqual(await stagesThatRan('rerun-nothing-changed'), []);
+  for (const stage of STAGES) assert.equal(uriOf(summary, stage), uriOf(source, stage));
+  const status = await handle.query(runStatusQuery);
+  assert.ok(status.stages.every((s) => s.state === 'reused' && /verified output of run rerun-source/.test(s.reason ?? '')));
+  // Nothing was written under the new run's folder: reuse copies no bytes.
+  const runFolders = await readdir(join(env.dataDir, 'artifacts', 'runs'));
+  assert.ok(!runFolders.includes('rerun-nothing-changed'), runFolders.join(', '));
+  await assertNothingLeaked(env);
+});
+
+test('a metric-cache change reruns only metricCache, stage3 and eval, reading the reused upstream outputs', async () => {
+  const summary = await run('rerun-metric', reusingInput({ rerunOf: 'rerun-source' }, { metricCache: { worker: 'single_machine_thread_pool' } }));
+  assert.deepEqual(await stagesThatRan('rerun-metric'), ['metricCache', 'stage3', 'eval']);
+  assert.deepEqual(decisions(summary), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', metricCache: 'RUN', stage3: 'RUN', eval: 'RUN' });
+  assert.match(summary.stages.find((s) => s.stage === 'metricCache')!.reason!, /changed since run rerun-source: arg worker/);
+  assert.equal(summary.rerunOf, 'rerun-source');
+
+  const stage3 = await lineage.producedBy(uriOf(summary, 'stage3'));
+  assert.equal(stage3!.inputs.featureCache!.uri, uriOf(source, 'featureCache'));
+  assert.equal(stage3!.inputs.stage2!.uri, uriOf(source, 'stage2'));
+  assert.equal(stage3!.inputs.metricCache!.uri, uriOf(summary, 'metricCache'));
+
+  // "Which runs used the source's feature cache": the reuse run and this rerun's stage3.
+  const record = await lineage.producedBy(uriOf(source, 'featureCache'));
+  const users = await lineage.usedBy(artifactRoot(), record!.fingerprint);
+  const uses = users.map((u) => `${u.runId}:${u.stage}:${u.use}`);
+  for (const expected of ['rerun-source:stage2:input', 'rerun-source:stage3:input', 'rerun-nothing-changed:featureCache:reuse', 'rerun-metric:stage3:input']) {
+    assert.ok(uses.includes(expected), `${expected} in ${uses.join(', ')}`);
+  }
+  await assertNothingLeaked(env);
+});
+
+test('rerun from stage2 runs stage2 and its descendants and reuses the rest', async () => {
+  await run('rerun-from-stage2', reusingInput({ rerunOf: 'rerun-source', fromStage: 'stage2' }));
+  assert.deepEqual(await stagesThatRan('rerun-from-stage2'), ['stage2', 'stage3', 'eval']);
+});
+
+test('a verified output that was deleted afterwards is not reused: its stage runs again', async () => {
+  // Delete the source run's whole stage1 checkpoint folder, keeping its markers.
+  const stage1Dir = uriOf(source, 'stage1').slice('file://'.length);
+  for (const entry of await readdir(stage1Dir)) {
+    if (entry !== 'DONE.json' && entry !== '_recogdrive') await rm(join(stage1Dir, entry), { recursive: true, force: true });
+  }
+  const summary = await run('rerun-after-delete', reusingInput());
+  assert.deepEqual(await stagesThatRan('rerun-after-delete'), ['stage1']);
+  assert.match(summary.stages.find((s) => s.stage === 'stage1')!.reason!, /can no longer be reused: .* missing/);
+});
+
+test('a rerun of an unknown run fails before any stage starts', async () => {
+  const handle = await env.start('rerun-of-nothing', reusingInput({ rerunOf: 'no-such-run' }));
+  await assert.rejects(handle.result(), (error: Error) => /no-such-run has no record/.test(String((error as { cause?: Error }).cause?.message)));
+  assert.deepEqual(await stagesThatRan('rerun-of-nothing'), []);
+});

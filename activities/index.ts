@@ -25,6 +25,7 @@ import type {
   RecordRunRequest,
   ReleaseResult,
   ResolveImagesRequest,
+  VerifyProvidedRequest,
   StopRequest,
   VerifyReport,
   VerifyRequest,
@@ -32,7 +33,7 @@ import type {
   WatchResult,
   WorkerEndpoint,
 } from './types.ts';
-import { verifyFromMarkers } from './verify/index.ts';
+import { verifyFromMarkers, verifyProvidedOutput } from './verify/index.ts';
 import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
 import { failedMarkerPath } from '../pipeline/markers.ts';
@@ -146,6 +147,16 @@ export function createActivities(deps: ActivityDependencies) {
         }
         throw error;
       }
+    },
+
+    /** Outputs given by URI that a stage of the run reads: they must satisfy their stage's contract before anything starts. */
+    async verifyProvided(request: VerifyProvidedRequest): Promise<Array<{ stage: string; uri: string; problems: string[] }>> {
+      return Promise.all(
+        request.artifacts.map(async ({ stage, uri, verification }) => {
+          const report = await verifyProvidedOutput(storeFor(uri).reader(uri), verification);
+          return { stage, uri, problems: report.problems };
+        }),
+      );
     },
 
     /** The run's plan and which artifacts it reads or reuses (lineage). */

@@ -72,6 +72,10 @@ export interface VerifyRequest {
   seenPatterns?: string[];
 }
 
+export interface VerifyProvidedRequest {
+  artifacts: Array<{ stage: StageName; uri: string; verification: VerificationSpec }>;
+}
+
 export interface ResolveImagesRequest {
   images: Array<{ stage: StageName; image: string; compute: ComputeSpec }>;
 }

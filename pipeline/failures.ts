@@ -15,6 +15,8 @@ export const FailureType = {
   StageVerificationFailed: 'StageVerificationFailed',
   StageTimeout: 'StageTimeout',
   StageFailed: 'StageFailed',
+  /** An output given by URI (providedArtifacts) does not satisfy its stage's contract. */
+  StageInputInvalid: 'StageInputInvalid',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

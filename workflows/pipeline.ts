@@ -31,7 +31,7 @@ import type { RunStatus, RunSummary, StageState, StageStatus } from '../pipeline
 import { runStatusQuery, stageUpdateSignal } from './messages.ts';
 import { recogdriveStage } from './stage.ts';
 
-const { preflight, resolveImages, lookupArtifacts, recordRun } = proxyActivities<RecogdriveActivities>({
+const { preflight, resolveImages, lookupArtifacts, recordRun, verifyProvided } = proxyActivities<RecogdriveActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
 });
@@ -92,9 +92,31 @@ async function planWithReuse(config: PipelineConfig, runId: string): Promise<Pla
     return lookupArtifacts({ config, imageDigests });
   });
   const plan = buildPlan(config, runId, context);
+  await checkProvidedInputs(config, plan);
   const now = new Date().toISOString();
   await recordRun({ artifactRoot: config.artifactRoot, run: runRecordOf(plan, now), consumers: consumerRecordsOf(plan, now) });
   return plan;
+}
+
+/**
+ * Outputs given by URI are checked against their stage's contract before a stage reads them:
+ * e.g. a Stage 2 output without the last epoch's checkpoint, which Stage 3 would load as its
+ * reference policy (upstream only warns and trains from random weights).
+ */
+async function checkProvidedInputs(config: PipelineConfig, plan: Plan): Promise<void> {
+  const read = new Set(plan.stages.filter((s) => s.decision === 'RUN').flatMap((s) => s.dependsOn));
+  const artifacts = plan.stages
+    .filter((s) => s.decision === 'PROVIDED' && read.has(s.stage))
+    .map((s) => ({ stage: s.stage, uri: s.artifactUri!, verification: CONTRACTS[s.stage].verification(config) }));
+  if (artifacts.length === 0) return;
+  const bad = (await verifyProvided({ artifacts })).filter((r) => r.problems.length > 0);
+  if (bad.length === 0) return;
+  throw ApplicationFailure.create({
+    type: FailureType.StageInputInvalid,
+    message: bad.map((b) => `providedArtifacts.${b.stage} (${b.uri}) does not hold a complete ${b.stage} output: ${b.problems.join('; ')}`).join('\n'),
+    nonRetryable: true,
+    details: [bad],
+  });
 }
 
 /** Fails the run, before anything is created, when a backend or the artifact root is unusable. */

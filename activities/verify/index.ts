@@ -4,15 +4,30 @@
  * checker, for outputs made without the wrapper (and for comparison in the benchmark).
  */
 import type { VerificationSpec } from '../../pipeline/contracts/index.ts';
+import { DONE_MARKER, isMarkerPath } from '../../pipeline/markers.ts';
 import { checkOutputs, type OutputReader } from '../../pipeline/verify/index.ts';
+import { withoutMarkers } from '../../pipeline/verify/reader.ts';
 import type { VerifyReport } from '../types.ts';
-import { checkLogPatterns } from './markers.ts';
+import { checkLogPatterns, verifyFromMarkers } from './markers.ts';
 
 export { verifyFromMarkers } from './markers.ts';
 export { checkStillValid } from './reusable.ts';
 
-export async function verifyStageOutputs(reader: OutputReader, spec: VerificationSpec, seenPatterns: readonly string[]): Promise<VerifyReport> {
-  const outputs = await checkOutputs(reader, spec.outputs);
-  const problems = [...outputs.problems, ...checkLogPatterns(spec, seenPatterns)];
+export async function verifyStageOutputs(
+  reader: OutputReader,
+  spec: VerificationSpec,
+  seenPatterns: readonly string[] | undefined,
+): Promise<VerifyReport> {
+  const outputs = await checkOutputs(withoutMarkers(reader, isMarkerPath), spec.outputs);
+  const problems = [...outputs.problems, ...(seenPatterns === undefined ? [] : checkLogPatterns(spec, seenPatterns))];
   return { ok: problems.length === 0, problems, summary: outputs.summary };
+}
+
+/**
+ * An output given by URI (providedArtifacts): from its markers when it has them, else by
+ * walking it once with the contract's checker. Log lines are unknown, so only outputs count.
+ */
+export async function verifyProvidedOutput(reader: OutputReader, spec: VerificationSpec): Promise<VerifyReport> {
+  if ((await reader.stat(DONE_MARKER)) !== undefined) return verifyFromMarkers(reader, spec, undefined);
+  return verifyStageOutputs(reader, spec, undefined);
 }

@@ -20,3 +20,15 @@ export interface OutputReader {
   /** Size of a file relative to the output root; undefined when it does not exist. */
   stat(path: string): Promise<ObjectStat | undefined>;
 }
+
+/** The same reader without the completion protocol's own files at the output root (DONE.json, _recogdrive/). */
+export function withoutMarkers(reader: OutputReader, isMarker: (path: string) => boolean): OutputReader {
+  return {
+    list: async (path) => {
+      const entries = await reader.list(path);
+      return path === '' ? entries.filter((e) => !isMarker(e.name)) : entries;
+    },
+    readText: (path) => reader.readText(path),
+    stat: (path) => reader.stat(path),
+  };
+}

@@ -10,8 +10,10 @@ import { workflowBundle } from '../helpers/local-env.ts';
 const HISTORY_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
 const files = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json')).sort();
 
-test('there are recorded histories of a successful and of a failed run', () => {
-  assert.ok(files.includes('replay-success.json') && files.includes('replay-failure.json'), files.join(', '));
+test('there are recorded histories of a successful, a failed and a partially reused run, and of runs from before reuse', () => {
+  for (const name of ['replay-success.json', 'replay-failure.json', 'replay-reuse.json', 'pre-artifact-reuse--replay-success.json']) {
+    assert.ok(files.includes(name), `${name} in ${files.join(', ')}`);
+  }
 });
 
 for (const file of files) {

@@ -127,3 +127,22 @@ test('a rerun of an unknown run fails before any stage starts', async () => {
   await assert.rejects(handle.result(), (error: Error) => /no-such-run has no record/.test(String((error as { cause?: Error }).cause?.message)));
   assert.deepEqual(await stagesThatRan('rerun-of-nothing'), []);
 });
+
+test('a provided Stage 2 output without its last epoch checkpoint (the GRPO reference) fails the run before stage3 starts', async () => {
+  const { cp } = await import('node:fs/promises');
+  // A hand-made copy of the source's stage2 output (no markers), missing the last epoch.
+  const copy = join(env.dataDir, 'handmade-stage2');
+  await cp(uriOf(source, 'stage2').slice('file://'.length), copy, { recursive: true });
+  await rm(join(copy, 'DONE.json'));
+  await rm(join(copy, '_recogdrive'), { recursive: true });
+  await rm(join(copy, 'checkpoint-epoch-1.pt'), { recursive: true });
+  const input = reusingInput() as unknown as Record<string, unknown>;
+  input.stages = ['stage3'];
+  input.providedArtifacts = { featureCache: uriOf(source, 'featureCache'), metricCache: uriOf(source, 'metricCache'), stage2: `file://${copy}` };
+  const handle = await env.start('rerun-bad-provided', input);
+  await assert.rejects(handle.result(), (error: Error) => {
+    const cause = (error as { cause?: Error & { type?: string } }).cause;
+    return cause?.type === 'StageInputInvalid' && /providedArtifacts\.stage2 .*checkpoint-epoch-1\.pt is missing/.test(cause.message);
+  });
+  assert.deepEqual(await stagesThatRan('rerun-bad-provided'), []);
+});

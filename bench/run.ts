@@ -6,6 +6,8 @@
  * the machines are shared and noisy, so compare medians across runs.
  *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000");
  *   BENCH_STAGES (default 100) watched stages; BENCH_SKIP_SSH=1 skips the SSH part.
+ * Then the object-store cost of the completion protocol, verification, reuse and planning
+ * against the Cloud Storage emulator (bench/artifact-store.ts; BENCH_CACHE_FILES, BENCH_SKIP_ARTIFACTS=1).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -52,15 +54,20 @@ const file = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
 await writeFile(file, JSON.stringify({ runs, stageLengths, results: all }, null, 2));
 console.log(`details: ${file}`);
 
+/** A bench in a process of its own, so its CPU and memory figures include nothing of this one. */
+async function runBench(file: string): Promise<void> {
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bench', file)], { stdio: 'inherit' });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) process.exitCode = code ?? 1;
+}
+
 if (process.env.BENCH_SKIP_SSH === '1') {
   console.log('docker-over-SSH bench skipped (BENCH_SKIP_SSH=1)');
 } else if (!existsSync('/usr/sbin/sshd') || !existsSync('/usr/bin/podman')) {
   console.log('docker-over-SSH bench skipped: run `bash test/testbed/install.sh` first (sshd, podman)');
 } else {
-  // Processes of their own: their CPU and memory figures must not include this process's Temporal worker.
-  for (const bench of ['ssh-watch.ts', 'ssh-worker-load.ts']) {
-    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bench', bench)], { stdio: 'inherit' });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-    if (code !== 0) process.exitCode = code ?? 1;
-  }
+  for (const bench of ['ssh-watch.ts', 'ssh-worker-load.ts']) await runBench(bench);
 }
+
+if (process.env.BENCH_SKIP_ARTIFACTS === '1') console.log('artifact-store bench skipped (BENCH_SKIP_ARTIFACTS=1)');
+else await runBench('artifact-store.ts');

@@ -16,10 +16,12 @@ export async function checkSamples(
   stat: (path: string) => Promise<{ size: number } | undefined>,
   samples: readonly SampledFile[],
 ): Promise<string[]> {
-  const found = await Promise.all(samples.map(async (s) => ({ sample: s, now: await stat(s.path) })));
-  return found.flatMap(({ sample, now }) => {
-    if (now === undefined) return [`${sample.path} is listed in the manifest but missing`];
-    if (now.size !== sample.size) return [`${sample.path} has ${now.size} bytes, the manifest says ${sample.size}`];
-    return [];
-  });
+  // One at a time: eight small reads, and the storage client warns about many parallel requests on one stream.
+  const problems: string[] = [];
+  for (const sample of samples) {
+    const now = await stat(sample.path);
+    if (now === undefined) problems.push(`${sample.path} is listed in the manifest but missing`);
+    else if (now.size !== sample.size) problems.push(`${sample.path} has ${now.size} bytes, the manifest says ${sample.size}`);
+  }
+  return problems;
 }

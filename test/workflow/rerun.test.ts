@@ -146,3 +146,30 @@ test('a provided Stage 2 output without its last epoch checkpoint (the GRPO refe
   });
   assert.deepEqual(await stagesThatRan('rerun-bad-provided'), []);
 });
+
+test('the CLI answers what produced an artifact and which runs used it, and plans with reuse', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { writeFile } = await import('node:fs/promises');
+  const { PROJECT_ROOT } = await import('../../workers/project-root.ts');
+  const cli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'workers', 'bin', 'recogdrive.js'), ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
+    });
+  const featureCache = uriOf(source, 'featureCache');
+  const produced = JSON.parse((await cli('lineage', 'produced-by', featureCache, '--json')).stdout) as { producer: { runId: string }; inputs: Record<string, unknown> };
+  assert.equal(produced.producer.runId, 'rerun-source');
+  assert.deepEqual(Object.keys(produced.inputs), ['stage1']);
+  const human = (await cli('lineage', 'used-by', featureCache)).stdout;
+  assert.match(human, /rerun-nothing-changed\s+featureCache\s+reused it/);
+  assert.match(human, /rerun-metric\s+stage3\s+read it/);
+
+  const inputFile = join(env.dataDir, 'plan-input.json');
+  await writeFile(inputFile, JSON.stringify(reusingInput({}, { stage3: { learningRate: 5e-5 } })));
+  const plan = JSON.parse((await cli('plan', '--input', inputFile, '--lookup', '--json')).stdout) as { stages: Array<{ stage: string; decision: string; reason: string }> };
+  const byStage = Object.fromEntries(plan.stages.map((s) => [s.stage, s]));
+  assert.equal(byStage.stage2!.decision, 'REUSE');
+  assert.equal(byStage.stage3!.decision, 'RUN');
+  assert.equal(byStage.eval!.decision, 'RUN');
+  await assert.rejects(cli('lineage', 'produced-by', `file://${env.dataDir}/nothing-here`), (error: { code: number; stderr: string }) => error.code === 1 && /has no lineage record/.test(error.stderr));
+});

@@ -169,6 +169,18 @@ export class DockerSshExecutor implements StageExecutor {
     await this.check(endpoint, ['docker', ...args], `start ${launch.containerName}`);
   }
 
+  /** The image's id on the worker ("sha256:..."), pulled first when absent: what a fingerprint names instead of a tag. */
+  async imageDigest(worker: WorkerEndpoint, image: string): Promise<string> {
+    const [endpoint] = sshEndpoints([worker]);
+    await this.ensureImage(endpoint!, image);
+    const result = await this.run(endpoint!, docker.imagePresent(image));
+    const id = result.stdout.trim();
+    if (result.code !== 0 || !/^(sha256:)?[0-9a-f]{64}$/.test(id)) {
+      throw new Error(`docker image inspect ${image} on ${endpoint!.host} gave no image id: ${result.stderr.trim().split('\n').at(-1) ?? ''}`);
+    }
+    return id.startsWith('sha256:') ? id : `sha256:${id}`;
+  }
+
   private async ensureImage(endpoint: SshEndpoint, image: string): Promise<void> {
     if ((await this.run(endpoint, docker.imagePresent(image))).code === 0) return;
     let last: ExecResult | undefined;

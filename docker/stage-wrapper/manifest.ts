@@ -1,7 +1,8 @@
 /**
  * MANIFEST.tsv: every file of a stage's outputs, "<relative path>\t<bytes>\n", sorted by path
  * (byte-wise on the UTF-8 path, the order Cloud Storage lists in), the protocol's own files left out.
- * A tab, newline, carriage return or backslash in a path is written as \t, \n, \r or \\.
+ * Paths are written as they are (a reader splits a line at its last tab); only a newline or a
+ * carriage return in a path, which a line cannot hold, is written as the two characters \n or \r.
  */
 import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
@@ -64,5 +65,5 @@ export function buildManifest(files: readonly ManifestEntry[]): { content: Buffe
 }
 
 function escapePath(path: string): string {
-  return path.replace(/[\\\t\n\r]/g, (c) => ({ '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' })[c]!);
+  return path.replace(/[\n\r]/g, (c) => (c === '\n' ? '\\n' : '\\r'));
 }

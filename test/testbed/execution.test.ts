@@ -203,3 +203,20 @@ test('a worker whose host stops answering fails the attempt as infrastructure an
     for (const line of await containersOn(3)) await bed.docker(3, ['rm', '-f', line.split(' ')[0]!]);
   }
 });
+
+test('on static hosts the image tag is resolved to its id on the host, and an unchanged input reuses the verified output', { skip }, async () => {
+  const { FileArtifactStore } = await import('../../activities/artifacts/file-store.ts');
+  const { LineageStore } = await import('../../activities/lineage/lineage-store.ts');
+  const input = testbedInput(env, bed, { metricCache: { workers: [1] } }, { reuse: { policy: 'verified' } });
+  const first = (await (await env.start('bed-reuse-1', input)).result()) as RunSummary;
+  const uri = first.stages.find((s) => s.stage === 'metricCache')!.artifactUri!;
+  const record = await new LineageStore(() => new FileArtifactStore()).producedBy(uri);
+  const { stdout } = await bed.docker(1, ['image', 'inspect', '--format', '{{.Id}}', bed.images[0]!]);
+  assert.equal(record?.imageDigest, `sha256:${stdout.trim().replace(/^sha256:/, '')}`);
+
+  const second = (await (await env.start('bed-reuse-2', input)).result()) as RunSummary;
+  const metric = second.stages.find((s) => s.stage === 'metricCache')!;
+  assert.equal(metric.decision, 'REUSE');
+  assert.equal(metric.artifactUri, uri);
+  await assertNoContainers();
+});

@@ -33,7 +33,7 @@ function assertDagOrder(t: Record<string, Times>): void {
 
 test('a full run follows the DAG: metricCache overlaps stage1, stage3 waits for its three inputs', async () => {
   // Run A: the metric cache is the last of stage3's inputs; run B: stage2 is.
-  const slowMetric = env.input({ durationMs: 800, simulate: { metricCache: { durationMs: 6000 } } });
+  const slowMetric = env.input({ durationMs: 800, simulate: { metricCache: { durationMs: 10000 } } });
   const slowStage2 = env.input({ durationMs: 800, simulate: { metricCache: { durationMs: 300 }, stage2: { durationMs: 5000 } } });
   const [a, b] = await Promise.all([env.start('dag-slow-metric', slowMetric), env.start('dag-slow-stage2', slowStage2)]);
   const [summaryA, summaryB] = (await Promise.all([a.result(), b.result()])) as [RunSummary, RunSummary];

@@ -52,6 +52,8 @@ export interface StageUpdate {
 export interface RunSummary {
   runId: string;
   rerunOf?: string;
+  /** True when every stage was reused or provided: nothing ran and no compute was acquired. */
+  nothingChanged?: boolean;
   experiment: string;
   startedAt: string;
   endedAt: string;

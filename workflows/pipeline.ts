@@ -15,6 +15,7 @@ import {
   ParentClosePolicy,
   patched,
   proxyActivities,
+  upsertSearchAttributes,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -29,6 +30,7 @@ import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
 import { STAGES, type StageName } from '../pipeline/stages.ts';
 import type { RunStatus, RunSummary, StageState, StageStatus } from '../pipeline/status.ts';
 import { runStatusQuery, stageUpdateSignal } from './messages.ts';
+import { EXPERIMENT_ATTRIBUTE, RERUN_OF_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes.ts';
 import { recogdriveStage } from './stage.ts';
 
 const { preflight, resolveImages, lookupArtifacts, recordRun, verifyProvided } = proxyActivities<RecogdriveActivities>({
@@ -38,6 +40,8 @@ const { preflight, resolveImages, lookupArtifacts, recordRun, verifyProvided } =
 
 /** Runs started before fingerprints and reuse existed replay without them. */
 const ARTIFACT_REUSE_PATCH = 'artifact-reuse-v1';
+/** Runs started before they had search attributes replay without setting them. */
+const SEARCH_ATTRIBUTES_PATCH = 'search-attributes-v1';
 
 export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
   const runId = workflowInfo().workflowId;
@@ -57,6 +61,14 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
     if (update.progress !== undefined) stage.progress = update.progress;
   });
 
+  const searchable = patched(SEARCH_ATTRIBUTES_PATCH);
+  if (searchable) {
+    upsertSearchAttributes([
+      { key: EXPERIMENT_ATTRIBUTE, value: config.experiment },
+      { key: STATUS_ATTRIBUTE, value: 'running' },
+      ...(config.reuse.rerunOf === undefined ? [] : [{ key: RERUN_OF_ATTRIBUTE, value: config.reuse.rerunOf }]),
+    ]);
+  }
   try {
     if (patched(ARTIFACT_REUSE_PATCH)) {
       plan = await planWithReuse(config, runId);
@@ -68,11 +80,13 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
     const results = await runDag(config, plan, byStage);
     status.state = 'succeeded';
     status.endedAt = new Date().toISOString();
+    if (searchable) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status.state }]);
     return summarize(plan, status, results);
   } catch (error) {
     status.state = isCancellation(error) ? 'cancelled' : 'failed';
     status.endedAt = new Date().toISOString();
     status.error = error instanceof Error ? error.message : String(error);
+    if (searchable) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status.state }]);
     throw error;
   }
 }
@@ -266,6 +280,7 @@ function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageR
     runId: plan.runId,
     ...(plan.rerunOf === undefined ? {} : { rerunOf: plan.rerunOf }),
     experiment: plan.experiment,
+    nothingChanged: plan.stages.every((s) => s.decision !== 'RUN'),
     startedAt: status.startedAt,
     endedAt: status.endedAt!,
     stages: plan.stages.map((s) => {

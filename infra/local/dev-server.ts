@@ -9,6 +9,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
+import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.ts';
 
 export interface DevServerOptions {
   cli: string;
@@ -103,6 +104,8 @@ export class DevServer {
     await assertPortFree(ip, port);
     if (uiPort !== undefined) await assertPortFree(ip, uiPort);
     const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', namespace, '--log-level', 'warn'];
+    // The runs' search attributes (experiment, status, source run), so runs are findable from the first run on.
+    for (const { name, type } of SEARCH_ATTRIBUTES) args.push('--search-attribute', `${name}=${type}`);
     if (uiPort === undefined) args.push('--headless');
     else args.push('--ui-port', String(uiPort), '--ui-disable-news-fetch');
     if (options.dbFile !== undefined) {

@@ -20,6 +20,7 @@ import { printStageLog } from './logs-command.ts';
 import { localPipelineInput, seedDataset } from './local-input.ts';
 import { runWorker } from './worker.ts';
 import { formatConsumers, formatProducer, lookupForPlan, producedBy, usedBy } from './lineage-command.ts';
+import { watchStatus } from './status-command.ts';
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 
@@ -140,11 +141,23 @@ export function buildCli(): Command {
 
   program
     .command('status')
-    .description('per-stage state, attempt, progress and artifacts of a run')
+    .description('per-stage state, attempt, progress and artifacts of a run; --watch follows it until it ends (exit 0 succeeded, 1 otherwise)')
     .argument('<runId>')
-    .option('--json', 'machine-readable output')
-    .action(async (runId: string, opts: { json?: boolean }) => {
+    .option('--watch', 'redraw until the run ends')
+    .option('--interval <seconds>', 'seconds between refreshes with --watch', (v) => parsePositive(v), 2)
+    .option('--json', 'machine-readable output (with --watch: one JSON line per change)')
+    .action(async (runId: string, opts: { json?: boolean; watch?: boolean; interval: number }) => {
       const client = await connect();
+      if (opts.watch === true) {
+        const state = await watchStatus(client, runId, {
+          intervalMs: opts.interval * 1000,
+          json: opts.json === true,
+          tty: process.stdout.isTTY === true,
+          write: (text) => process.stdout.write(text),
+        });
+        if (state !== 'succeeded') throw new CliError(`run ${runId} ${state}`, EXIT.runFailed);
+        return;
+      }
       const status = await client.workflow.getHandle(runId).query(runStatusQuery);
       print(opts.json === true, status, () => formatStatus(status));
     });

@@ -54,3 +54,24 @@ test('recogdrive logs --follow prints a running stage\'s log as it grows and ret
   assert.match(stdout, /Done storing metadata csv file\./, 'the lines written after following began are there too');
   assert.equal((await handle.describe()).status.name, 'COMPLETED');
 });
+
+test('recogdrive status --watch follows a run until it ends and exits by how it ended', { timeout: 120_000 }, async () => {
+  const cli = (...args: string[]) =>
+    run(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), ...args], { env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address } }).then(
+      ({ stdout }) => ({ code: 0, stdout }),
+      (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
+    );
+  const ok = await env.start('watch-ok', env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 3000 } } }));
+  await waitUntilRunning(ok, 'metricCache');
+  const watched = await cli('status', 'watch-ok', '--watch', '--interval', '1', '--json');
+  assert.equal(watched.code, 0);
+  const states = watched.stdout.trim().split('\n').map((line) => (JSON.parse(line) as RunStatus).state);
+  assert.equal(states[0], 'running', 'the first view shows the run running');
+  assert.equal(states.at(-1), 'succeeded');
+
+  const failing = await env.start('watch-fail', env.input({ stages: ['metricCache'], simulate: { metricCache: { fault: { kind: 'crash' } } } }));
+  const failed = await cli('status', 'watch-fail', '--watch', '--interval', '1');
+  await failing.result().catch(() => {});
+  assert.equal(failed.code, 1);
+  assert.match(failed.stdout, /run watch-fail \(local-demo\): failed/);
+});

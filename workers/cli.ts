@@ -21,6 +21,7 @@ import { localPipelineInput, seedDataset } from './local-input.ts';
 import { runWorker } from './worker.ts';
 import { formatConsumers, formatProducer, lookupForPlan, producedBy, usedBy } from './lineage-command.ts';
 import { watchStatus } from './status-command.ts';
+import { registerScheduleCommands } from './schedule-command.ts';
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 
@@ -140,6 +141,56 @@ export function buildCli(): Command {
     });
 
   program
+    .command('rerun')
+    .description('rerun a run partially: its input (patched with --overrides), stages from --from and --force run, every other verified output is reused; prints the plan first')
+    .argument('<runId>', 'the run to rerun')
+    .option('--from <stage>', 'this stage and everything downstream of it run')
+    .option('--force <stage>', 'this stage runs even if a verified output matches (repeatable)', collectStage, [])
+    .option('--overrides <file>', 'JSON merged over the source input (JSON Merge Patch), e.g. {"stage2": {"learningRate": 5e-5}}')
+    .option('--run-id <id>', 'id of the new run (default: <experiment>-rerun-<UTC timestamp>)')
+    .option('--dry-run', 'print the plan and start nothing')
+    .option('--wait', 'wait for the rerun to finish and print its summary')
+    .option('--json', 'machine-readable output')
+    .action(async (source: string, opts: { from?: string; force: StageName[]; overrides?: string; runId?: string; dryRun?: boolean; wait?: boolean; json?: boolean }) => {
+      if (opts.from !== undefined && !isStageName(opts.from)) throw new CliError(`unknown stage ${opts.from}`, EXIT.badInput);
+      const overrides = opts.overrides === undefined ? undefined : await readInput(opts.overrides);
+      if (overrides !== undefined && (typeof overrides !== 'object' || overrides === null || Array.isArray(overrides))) {
+        throw new CliError(`${opts.overrides} must hold one JSON object`, EXIT.badInput);
+      }
+      const client = await connect();
+      const { prepareRerun, RerunRequestError } = await import('./rerun-command.ts');
+      let prepared;
+      try {
+        prepared = await prepareRerun(
+          client,
+          { source, force: opts.force, ...(opts.from === undefined ? {} : { fromStage: opts.from as StageName }), ...(overrides === undefined ? {} : { overrides: overrides as Record<string, unknown> }) },
+          validate,
+          opts.runId,
+        );
+      } catch (error) {
+        if (error instanceof RerunRequestError) throw new CliError(error.message, error.badInput ? EXIT.badInput : EXIT.runFailed);
+        throw error;
+      }
+      if (opts.dryRun === true) {
+        print(opts.json === true, prepared.plan, () => formatPlan(prepared.plan));
+        return;
+      }
+      if (opts.json !== true) console.log(formatPlan(prepared.plan));
+      await client.workflow.start('recogdrivePipeline', {
+        workflowId: prepared.runId,
+        taskQueue: configFromEnv().RECOGDRIVE_TASK_QUEUE,
+        args: [prepared.input],
+        workflowIdConflictPolicy: 'FAIL',
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      });
+      if (!opts.wait) {
+        print(opts.json === true, { runId: prepared.runId, rerunOf: source }, () => `started rerun ${prepared.runId} of ${source}`);
+        return;
+      }
+      await waitAndPrint(client, prepared.runId, opts.json === true);
+    });
+
+  program
     .command('status')
     .description('per-stage state, attempt, progress and artifacts of a run; --watch follows it until it ends (exit 0 succeeded, 1 otherwise)')
     .argument('<runId>')
@@ -192,6 +243,16 @@ export function buildCli(): Command {
     });
 
   program
+    .command('api')
+    .description('serve the HTTP API: runs, partial reruns, logs (RECOGDRIVE_API_TOKENS_FILE; see README "HTTP API")')
+    .option('--port <port>', 'port to listen on', parsePort, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (opts: { port: number; host: string }) => {
+      const { serveApi } = await import('./api/serve.ts');
+      await serveApi(opts);
+    });
+
+  program
     .command('worker')
     .description('run a Temporal worker with the embedded default backend (TEMPORAL_ADDRESS, RECOGDRIVE_DATA_DIR)')
     .action(async () => {
@@ -229,6 +290,9 @@ export function buildCli(): Command {
       if (!ok) throw new CliError('the run did not succeed', EXIT.runFailed);
     });
 
+  // recogdrive schedule create|pause|unpause|trigger|delete|describe: the nightly retraining (workers/schedule-command.ts).
+  registerScheduleCommands(program, { connect, fail: (message, exitCode) => new CliError(message, exitCode), exit: EXIT });
+
   return program;
 }
 
@@ -242,6 +306,11 @@ function collectFault(value: string, previous: Faults): Faults {
     throw new CliError(`--fault takes <stage>=<${FAULT_KINDS.join('|')}>, got ${value}`, EXIT.badInput);
   }
   return { ...previous, [stage]: kind as FaultKind };
+}
+
+function collectStage(value: string, previous: StageName[]): StageName[] {
+  if (!isStageName(value)) throw new CliError(`unknown stage ${value}`, EXIT.badInput);
+  return [...previous, value];
 }
 
 function parsePositive(value: string): number {

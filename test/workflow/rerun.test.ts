@@ -173,3 +173,35 @@ test('the CLI answers what produced an artifact and which runs used it, and plan
   assert.equal(byStage.eval!.decision, 'RUN');
   await assert.rejects(cli('lineage', 'produced-by', `file://${env.dataDir}/nothing-here`), (error: { code: number; stderr: string }) => error.code === 1 && /has no lineage record/.test(error.stderr));
 });
+
+test('recogdrive rerun shows the plan, then starts a rerun that runs only what the plan said', async () => {
+  const { execFile } = await import('node:child_process');
+  const { promisify } = await import('node:util');
+  const { writeFile } = await import('node:fs/promises');
+  const { PROJECT_ROOT } = await import('../../workers/project-root.ts');
+  const cli = (...args: string[]) =>
+    promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
+    }).then(
+      ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+    );
+  const overrides = join(env.dataDir, 'rerun-overrides.json');
+  await writeFile(overrides, JSON.stringify({ stage3: { learningRate: 5e-5 } }));
+
+  const dry = await cli('rerun', 'rerun-source', '--overrides', overrides, '--dry-run', '--json');
+  assert.equal(dry.code, 0, dry.stderr);
+  const plan = JSON.parse(dry.stdout) as { stages: Array<{ stage: string; decision: string; reason: string }> };
+  assert.deepEqual(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.stage), ['stage3', 'eval']);
+  assert.match(plan.stages.find((s) => s.stage === 'stage3')!.reason, /changed since run rerun-source: arg agent\.lr: 1e-4 → 5e-5/);
+
+  const started = await cli('rerun', 'rerun-source', '--overrides', overrides, '--run-id', 'rerun-by-cli', '--wait', '--json');
+  assert.equal(started.code, 0, started.stderr);
+  assert.deepEqual(await stagesThatRan('rerun-by-cli'), ['stage3', 'eval']);
+  assert.equal((JSON.parse(started.stdout) as RunSummary).rerunOf, 'rerun-source');
+
+  assert.equal((await cli('rerun', 'rerun-source', '--from', 'nosuch')).code, 2);
+  const unknown = await cli('rerun', 'no-such-source', '--dry-run');
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no-such-source/);
+});

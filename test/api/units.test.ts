@@ -1,0 +1,119 @@
+/** The API's pure parts: plan tokens, the rerun input, list queries, TPU-hour estimates, the tokens file. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { parsePipelineInput } from '../../pipeline/input.ts';
+import type { PlannedStage } from '../../pipeline/plan.ts';
+import { authenticate } from '../../workers/api/auth.ts';
+import { parseTokens } from '../../workers/api/config.ts';
+import { chipsOf, estimateTpuHours, totalTpuHours } from '../../workers/api/estimate.ts';
+import { planToken, rerunId, sameToken, type PlanFacts } from '../../workers/api/plan-token.ts';
+import { rerunInput } from '../../workers/api/routes-reruns.ts';
+import { idempotentRunId, listQuery } from '../../workers/api/routes-runs.ts';
+
+const facts: PlanFacts = {
+  source: 'exp-1',
+  input: { experiment: 'exp', stage2: { learningRate: 1e-4, epochs: 2 } },
+  stages: [
+    { stage: 'stage1', decision: 'REUSE', fingerprint: 'sha256:aa' },
+    { stage: 'stage2', decision: 'RUN', fingerprint: 'sha256:bb' },
+  ],
+};
+
+test('a plan token is stable for the same plan (key order aside) and changes with the source, the input, any decision or fingerprint, and the secret', () => {
+  const token = planToken('secret', facts);
+  assert.match(token, /^[0-9a-f]{64}$/);
+  assert.equal(planToken('secret', { ...facts, input: { stage2: { epochs: 2, learningRate: 1e-4 }, experiment: 'exp' } }), token);
+  const variants: PlanFacts[] = [
+    { ...facts, source: 'exp-2' },
+    { ...facts, input: { ...facts.input as object, experiment: 'other' } },
+    { ...facts, stages: [facts.stages[0]!, { ...facts.stages[1]!, decision: 'REUSE' }] },
+    { ...facts, stages: [{ ...facts.stages[0]!, fingerprint: 'sha256:ab' }, facts.stages[1]!] },
+  ];
+  for (const variant of variants) assert.notEqual(planToken('secret', variant), token);
+  assert.notEqual(planToken('other secret', facts), token);
+  assert.ok(sameToken(token, planToken('secret', facts)));
+  assert.ok(!sameToken(token, token.slice(1)));
+  assert.match(rerunId('exp-1', token), /^exp-1-rerun-[0-9a-f]{16}$/);
+  assert.equal(rerunId('exp-1', token), rerunId('exp-1', token));
+});
+
+test('the rerun input is the source input merge-patched with the overrides (objects merge, arrays replace, null removes) and the rerun\'s reuse', () => {
+  const source = {
+    experiment: 'exp',
+    stages: ['stage1', 'featureCache', 'stage2'],
+    stage2: { learningRate: 1e-4, epochs: 2, env: { XLA_FLAGS: '--a' } },
+    reuse: { policy: 'never' },
+  };
+  const merged = rerunInput('exp-1', source, {
+    fromStage: 'stage2',
+    force: ['featureCache'],
+    overrides: { stages: ['stage1', 'featureCache', 'stage2', 'metricCache'], stage2: { learningRate: 5e-5, env: null } },
+  });
+  assert.deepEqual(merged, {
+    experiment: 'exp',
+    stages: ['stage1', 'featureCache', 'stage2', 'metricCache'],
+    stage2: { learningRate: 5e-5, epochs: 2 },
+    reuse: { policy: 'verified', rerunOf: 'exp-1', fromStage: 'stage2', force: ['featureCache'] },
+  });
+  assert.deepEqual(source.stage2.env, { XLA_FLAGS: '--a' }, 'the source input is not modified');
+  assert.throws(() => rerunInput('exp-1', source, { overrides: { reuse: { policy: 'never' } } }), /overrides\.reuse/);
+});
+
+test('a list query quotes only validated values and refuses anything that could end the literal', () => {
+  assert.equal(listQuery({}), "WorkflowType = 'recogdrivePipeline'");
+  assert.equal(
+    listQuery({ experiment: 'recogdrive-2b', state: 'failed' }),
+    'WorkflowType = \'recogdrivePipeline\' AND RecogdriveExperiment = "recogdrive-2b" AND RecogdriveStatus = "failed"',
+  );
+  assert.throws(() => listQuery({ experiment: 'x" OR WorkflowType != "' }), /invalid filter value/);
+  assert.equal(idempotentRunId('exp', 'key-1'), `exp-${createHash('sha256').update('key-1').digest('hex').slice(0, 16)}`);
+});
+
+test('estimated TPU-hours: 0 when nothing runs, chips × the source run\'s wall time on the same TPU slice, null without an honest basis', () => {
+  const config = parsePipelineInput({
+    experiment: 'exp',
+    artifactRoot: 'gs://bucket/runs',
+    gcp: { project: 'my-project' },
+    paths: { hostRepoDir: '/home/me/recogdrive' },
+    stage2: { compute: { backend: 'tpu-api', accelerator: 'v6e-8', zones: ['us-east5-b'] } },
+  });
+  const step = (decision: PlannedStage['decision'], compute = config.stage2.compute): PlannedStage =>
+    ({ stage: 'stage2', title: 'Stage 2', decision, reason: '', dependsOn: [], notes: [], compute }) as PlannedStage;
+  const ran = [{ stage: 'stage2' as const, decision: 'RUN' as const, state: 'succeeded' as const, attempt: 1, startedAt: '2024-06-01T00:00:00Z', endedAt: '2024-06-01T01:30:00Z' }];
+  assert.equal(estimateTpuHours(step('RUN'), { config, stages: ran }), 12, '8 chips × 1.5 h');
+  for (const decision of ['REUSE', 'PROVIDED', 'SKIP'] as const) assert.equal(estimateTpuHours(step(decision), { config, stages: ran }), 0);
+  assert.equal(estimateTpuHours(step('RUN', { backend: 'local', simulate: { durationMs: 1 } }), { config, stages: ran }), null, 'not on TPU');
+  assert.equal(
+    estimateTpuHours(step('RUN', { ...config.stage2.compute, accelerator: 'v6e-4' } as typeof config.stage2.compute), { config, stages: ran }),
+    null,
+    'another slice than the source run used',
+  );
+  assert.equal(estimateTpuHours(step('RUN'), { config, stages: [{ ...ran[0]!, state: 'reused' }] }), null, 'the source did not run it');
+  assert.equal(estimateTpuHours(step('RUN'), { config }), null, 'the source run could not be queried');
+  assert.equal(chipsOf('v6e-256'), 256);
+  assert.equal(totalTpuHours([0, 12, 1.5]), 13.5);
+  assert.equal(totalTpuHours([0, null]), null);
+});
+
+test('the tokens file holds hashes only; a presented token is matched by its hash with its scopes', () => {
+  const hash = createHash('sha256').update('s3cret-token').digest('hex');
+  const tokens = parseTokens(JSON.stringify([{ name: 'ci', sha256: hash.toUpperCase(), scopes: ['runs:read'] }]));
+  assert.equal(authenticate('Bearer s3cret-token', tokens)?.name, 'ci');
+  assert.equal(authenticate('bearer s3cret-token', tokens)?.name, 'ci');
+  assert.equal(authenticate('Bearer s3cret-tokeN', tokens), undefined);
+  assert.equal(authenticate('Basic s3cret-token', tokens), undefined);
+  assert.equal(authenticate(undefined, tokens), undefined);
+  assert.throws(() => parseTokens(JSON.stringify([{ name: 'ci', sha256: 's3cret-token', scopes: ['runs:read'] }])), /sha256/);
+  assert.throws(() => parseTokens(JSON.stringify([{ name: 'ci', sha256: hash, scopes: ['admin'] }])), /scopes/);
+  assert.throws(() => parseTokens('[]'), /no tokens/);
+  const error = (() => {
+    try {
+      parseTokens('{"not json');
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return '';
+  })();
+  assert.ok(error.length > 0 && !error.includes('not json'), 'the file content is not echoed');
+});

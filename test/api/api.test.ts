@@ -14,7 +14,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import SwaggerParser from '@apidevtools/swagger-parser';
-import { WorkflowNotFoundError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import type { PipelineInputRaw } from '../../pipeline/input.ts';
 import { STAGES, type StageName } from '../../pipeline/stages.ts';
@@ -24,6 +23,7 @@ import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { parseTokens } from '../../workers/api/config.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
+import { stageWorkflowsOf } from '../helpers/assertions.ts';
 
 const TOKENS = { rw: `rw-${randomBytes(16).toString('hex')}`, ro: `ro-${randomBytes(16).toString('hex')}`, wrong: `xx-${randomBytes(16).toString('hex')}` };
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -111,18 +111,7 @@ async function startsNothing<T>(action: () => Promise<T>): Promise<T> {
 }
 
 /** The stages of a run that had a stage workflow, i.e. that ran. */
-async function stagesThatRan(runId: string): Promise<StageName[]> {
-  const ran: StageName[] = [];
-  for (const stage of STAGES) {
-    try {
-      await env.stack.client.workflow.getHandle(`${runId}/${stage}`).describe();
-      ran.push(stage);
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-    }
-  }
-  return ran;
-}
+const stagesThatRan = (runId: string): Promise<StageName[]> => stageWorkflowsOf(env, runId);
 
 const result = (runId: string) => env.stack.client.workflow.getHandle(runId).result() as Promise<RunSummary>;
 

@@ -1,6 +1,7 @@
 /** Shared checks of the workflow tests: nothing leaked, failures carry their stage and type. */
 import assert from 'node:assert/strict';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import { STAGES, type StageName } from '../../pipeline/stages.ts';
 import { ApplicationFailure } from '@temporalio/common';
 import { processesMentioning, type TestEnv } from './local-env.ts';
 
@@ -26,4 +27,18 @@ export async function runFailure(result: Promise<unknown>): Promise<{ message: s
     ...(detail?.stage === undefined ? {} : { stage: detail.stage }),
     ...(detail?.type === undefined ? {} : { stageType: detail.type }),
   };
+}
+
+/** The stages of a run that had a stage workflow (`<runId>/<stage>`), i.e. that ran, in DAG order. */
+export async function stageWorkflowsOf(env: TestEnv, runId: string): Promise<StageName[]> {
+  const ran: StageName[] = [];
+  for (const stage of STAGES) {
+    try {
+      await env.stack.client.workflow.getHandle(`${runId}/${stage}`).describe();
+      ran.push(stage);
+    } catch (error) {
+      if (!(error instanceof WorkflowNotFoundError)) throw error;
+    }
+  }
+  return ran;
 }

@@ -5,16 +5,18 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { cp, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { promisify } from 'node:util';
 import { FileArtifactStore } from '../../activities/artifacts/file-store.ts';
 import { LineageStore } from '../../activities/lineage/lineage-store.ts';
 import type { PipelineInputRaw } from '../../pipeline/input.ts';
 import { STAGES, type StageName } from '../../pipeline/stages.ts';
 import type { RunSummary } from '../../pipeline/status.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
-import { assertNothingLeaked } from '../helpers/assertions.ts';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+import { assertNothingLeaked, stageWorkflowsOf } from '../helpers/assertions.ts';
 import { startTestEnv, type TestEnv } from '../helpers/local-env.ts';
 
 let env: TestEnv;
@@ -34,17 +36,16 @@ function reusingInput(reuse: PipelineInputRaw['reuse'] = {}, sections: Record<st
 }
 
 /** The stages of a run that had a stage workflow, i.e. that ran. */
-async function stagesThatRan(runId: string): Promise<StageName[]> {
-  const ran: StageName[] = [];
-  for (const stage of STAGES) {
-    try {
-      await env.stack.client.workflow.getHandle(`${runId}/${stage}`).describe();
-      ran.push(stage);
-    } catch (error) {
-      if (!(error instanceof WorkflowNotFoundError)) throw error;
-    }
-  }
-  return ran;
+const stagesThatRan = (runId: string): Promise<StageName[]> => stageWorkflowsOf(env, runId);
+
+/** `recogdrive ...` as a separate process against this test's server: exit code and output. */
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), ...args], {
+    env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+  );
 }
 
 async function run(runId: string, input: PipelineInputRaw): Promise<RunSummary> {
@@ -129,7 +130,6 @@ test('a rerun of an unknown run fails before any stage starts', async () => {
 });
 
 test('a provided Stage 2 output without its last epoch checkpoint (the GRPO reference) fails the run before stage3 starts', async () => {
-  const { cp } = await import('node:fs/promises');
   // A hand-made copy of the source's stage2 output (no markers), missing the last epoch.
   const copy = join(env.dataDir, 'handmade-stage2');
   await cp(uriOf(source, 'stage2').slice('file://'.length), copy, { recursive: true });
@@ -148,14 +148,6 @@ test('a provided Stage 2 output without its last epoch checkpoint (the GRPO refe
 });
 
 test('the CLI answers what produced an artifact and which runs used it, and plans with reuse', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const { writeFile } = await import('node:fs/promises');
-  const { PROJECT_ROOT } = await import('../../workers/project-root.ts');
-  const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'workers', 'bin', 'recogdrive.js'), ...args], {
-      env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' },
-    });
   const featureCache = uriOf(source, 'featureCache');
   const produced = JSON.parse((await cli('lineage', 'produced-by', featureCache, '--json')).stdout) as { producer: { runId: string }; inputs: Record<string, unknown> };
   assert.equal(produced.producer.runId, 'rerun-source');
@@ -171,21 +163,12 @@ test('the CLI answers what produced an artifact and which runs used it, and plan
   assert.equal(byStage.stage2!.decision, 'REUSE');
   assert.equal(byStage.stage3!.decision, 'RUN');
   assert.equal(byStage.eval!.decision, 'RUN');
-  await assert.rejects(cli('lineage', 'produced-by', `file://${env.dataDir}/nothing-here`), (error: { code: number; stderr: string }) => error.code === 1 && /has no lineage record/.test(error.stderr));
+  const missing = await cli('lineage', 'produced-by', `file://${env.dataDir}/nothing-here`);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /has no lineage record/);
 });
 
 test('recogdrive rerun shows the plan, then starts a rerun that runs only what the plan said', async () => {
-  const { execFile } = await import('node:child_process');
-  const { promisify } = await import('node:util');
-  const { writeFile } = await import('node:fs/promises');
-  const { PROJECT_ROOT } = await import('../../workers/project-root.ts');
-  const cli = (...args: string[]) =>
-    promisify(execFile)(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), ...args], {
-      env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address },
-    }).then(
-      ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
-      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
-    );
   const overrides = join(env.dataDir, 'rerun-overrides.json');
   await writeFile(overrides, JSON.stringify({ stage3: { learningRate: 5e-5 } }));
 

@@ -38,6 +38,8 @@ import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
 import { failedMarkerPath } from '../pipeline/markers.ts';
 import type { PlanContext } from '../pipeline/plan.ts';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import { decideLeaks, runStateOf, workflowsToCheck, type DeleteOutcome, type LeaseRecord, type RunStateInfo } from '../pipeline/janitor.ts';
 
 export interface ActivityDependencies {
   compute: Partial<Record<ComputeBackend, ComputeProvider>>;
@@ -210,6 +212,48 @@ export function createActivities(deps: ActivityDependencies) {
     async releaseCompute(request: ComputeRequest): Promise<ReleaseResult> {
       return provider(request.compute.backend).release(request);
     },
+
+    // The janitor (workflows/janitor.ts): leaked compute of closed or unknown runs.
+    /** Every machine of every backend that can list its own (all backends, or those named), with its labels. */
+    async listLeakCandidates(request: { backends?: ComputeBackend[] }): Promise<LeaseRecord[]> {
+      const leases: LeaseRecord[] = [];
+      for (const [backend, found] of Object.entries(deps.compute) as Array<[ComputeBackend, ComputeProvider | undefined]>) {
+        if (request.backends !== undefined && !request.backends.includes(backend)) continue;
+        if (found?.listLeases !== undefined) leases.push(...(await found.listLeases()));
+      }
+      return leases;
+    },
+
+    /** Per workflow id its Temporal state: 'unknown' when Temporal has no such workflow, 'unreadable' when describing it failed. */
+    async runStates(request: { runIds: string[] }): Promise<Record<string, RunStateInfo>> {
+      return workflowStates(request.runIds);
+    },
+
+    /**
+     * Deletes each lease, after reading its run's state once more (a run seen closed may have
+     * been started again under the same id): a lease whose run now runs is spared. Per lease
+     * deleted / already-gone / spared / error; one failure does not stop the others.
+     */
+    async deleteLeases(request: { leases: LeaseRecord[] }): Promise<DeleteOutcome[]> {
+      const outcomes: DeleteOutcome[] = [];
+      for (const lease of request.leases) {
+        Context.current().heartbeat(lease.name);
+        const { name, backend } = lease;
+        try {
+          const found = deps.compute[backend];
+          if (found?.deleteLease === undefined) throw new Error(`backend ${backend} on this worker cannot delete leases`);
+          const [decision] = decideLeaks([lease], await workflowStates(workflowsToCheck([lease])), Date.now(), 0);
+          if (decision!.action !== 'delete') {
+            outcomes.push({ name, backend, outcome: 'spared', reason: decision!.reason });
+            continue;
+          }
+          outcomes.push({ name, backend, outcome: (await found.deleteLease(lease)) ? 'deleted' : 'already-gone' });
+        } catch (error) {
+          outcomes.push({ name, backend, outcome: 'error', error: (error as Error).message });
+        }
+      }
+      return outcomes;
+    },
   };
 }
 
@@ -222,6 +266,25 @@ function stageLogs(store: ArtifactStore, logsUri: string, attempt: number): Stag
     append: (worker, chunk) => store.appendText(uri(worker), chunk),
     save: (worker, content) => store.writeText(uri(worker), content),
   };
+}
+
+/** Temporal's state of each workflow id (describe; not found → 'unknown'), 8 at a time. */
+async function workflowStates(ids: readonly string[]): Promise<Record<string, RunStateInfo>> {
+  const client = getClient();
+  const unique = [...new Set(ids)];
+  const states: Record<string, RunStateInfo> = {};
+  for (let i = 0; i < unique.length; i += 8) {
+    await Promise.all(
+      unique.slice(i, i + 8).map(async (id) => {
+        try {
+          states[id] = runStateOf((await client.workflow.getHandle(id).describe()).status.name);
+        } catch (error) {
+          states[id] = error instanceof WorkflowNotFoundError ? { state: 'unknown' } : { state: 'unreadable', detail: (error as Error).message };
+        }
+      }),
+    );
+  }
+  return states;
 }
 
 /** Progress goes to the run's `status` query as a signal; losing one only delays the display. */

@@ -22,6 +22,7 @@ import { runWorker } from './worker.ts';
 import { formatConsumers, formatProducer, lookupForPlan, producedBy, usedBy } from './lineage-command.ts';
 import { watchStatus } from './status-command.ts';
 import { registerScheduleCommands } from './schedule-command.ts';
+import { registerJanitorCommands } from './janitor-command.ts';
 
 export const EXIT = { ok: 0, runFailed: 1, badInput: 2, unreachable: 3 } as const;
 
@@ -292,6 +293,8 @@ export function buildCli(): Command {
 
   // recogdrive schedule create|pause|unpause|trigger|delete|describe: the nightly retraining (workers/schedule-command.ts).
   registerScheduleCommands(program, { connect, fail: (message, exitCode) => new CliError(message, exitCode), exit: EXIT });
+  // recogdrive janitor [schedule]: leaked compute of closed runs (workers/janitor-command.ts).
+  registerJanitorCommands(program, { connect, fail: (message, exitCode) => new CliError(message, exitCode), exit: EXIT });
 
   return program;
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { computeName } from '../../pipeline/naming.ts';
 import { killContainerProcesses } from '../execution/local-process.ts';
 import type { ComputeLease, ComputeRequest, ReleaseResult } from '../types.ts';
-import type { ComputeProvider } from './provider.ts';
+import type { ComputeProvider, LeaseRecord } from './provider.ts';
 
 export interface LocalLeaseRecord {
   name: string;
@@ -63,5 +63,29 @@ export class LocalComputeProvider implements ComputeProvider {
       ),
     );
     return records.filter((r): r is LocalLeaseRecord => r !== undefined);
+  }
+
+  /** The janitor's view of list(). */
+  async listLeases(): Promise<LeaseRecord[]> {
+    return (await this.list()).map((r) => ({ name: r.name, backend: 'local', labels: { ...r.labels }, createdAt: r.createdAt }));
+  }
+
+  /**
+   * Deletes the machine as listed, with every process started in it. False when it is gone, or
+   * when the folder now holds another machine of the same name (a different creation time).
+   */
+  async deleteLease(record: LeaseRecord): Promise<boolean> {
+    if (record.backend !== 'local') throw new Error(`local compute asked to delete a ${record.backend} lease (${record.name})`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(record.name)) throw new Error(`not a local machine name: ${JSON.stringify(record.name)}`);
+    const dir = join(this.root, record.name);
+    const current = await readFile(join(dir, 'lease.json'), 'utf8').then(
+      (text) => JSON.parse(text) as LocalLeaseRecord,
+      () => undefined,
+    );
+    if (current === undefined || current.createdAt !== record.createdAt) return false;
+    const containers = await readdir(join(dir, 'containers')).catch(() => [] as string[]);
+    for (const container of containers) await killContainerProcesses(join(dir, 'containers', container));
+    await rm(dir, { recursive: true, force: true });
+    return true;
   }
 }

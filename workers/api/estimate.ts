@@ -43,3 +43,27 @@ export function totalTpuHours(estimates: ReadonlyArray<number | null>): number |
   }
   return Math.round(total * 100) / 100;
 }
+
+/**
+ * TPU-hours a run has used so far, per stage: the slice's chips × the stage's wall time (from
+ * its start, or until its end) on Cloud TPU compute, 0 elsewhere (local, static, CPU VMs). An
+ * upper bound until compute records its own acquire/release times (the compute issue's cost record).
+ */
+export function tpuHoursSoFar(
+  config: PipelineConfig | undefined,
+  stages: readonly StageStatus[],
+  now: number,
+): { total: number; byStage: Record<string, number> } {
+  const byStage: Record<string, number> = {};
+  let total = 0;
+  for (const s of stages) {
+    const compute = config?.[s.stage].compute;
+    const chips = compute?.backend === 'tpu-api' ? chipsOf(compute.accelerator) : undefined;
+    const start = s.startedAt === undefined ? Number.NaN : Date.parse(s.startedAt);
+    const end = s.endedAt === undefined ? now : Date.parse(s.endedAt);
+    const hours = chips === undefined || !Number.isFinite(start) || !Number.isFinite(end) || s.decision !== 'RUN' ? 0 : (chips * Math.max(0, end - start)) / 3_600_000;
+    byStage[s.stage] = Math.round(hours * 100) / 100;
+    total += hours;
+  }
+  return { total: Math.round(total * 100) / 100, byStage };
+}

@@ -6,7 +6,7 @@ import { parsePipelineInput } from '../../pipeline/input.ts';
 import type { PlannedStage } from '../../pipeline/plan.ts';
 import { authenticate } from '../../workers/api/auth.ts';
 import { parseTokens } from '../../workers/api/config.ts';
-import { chipsOf, estimateTpuHours, totalTpuHours } from '../../workers/api/estimate.ts';
+import { chipsOf, estimateTpuHours, totalTpuHours, tpuHoursSoFar } from '../../workers/api/estimate.ts';
 import { planToken, rerunId, sameToken, type PlanFacts } from '../../workers/api/plan-token.ts';
 import { rerunInput } from '../../workers/api/routes-reruns.ts';
 import { idempotentRunId, listQuery } from '../../workers/api/routes-runs.ts';
@@ -116,4 +116,27 @@ test('the tokens file holds hashes only; a presented token is matched by its has
     return '';
   })();
   assert.ok(error.length > 0 && !error.includes('not json'), 'the file content is not echoed');
+});
+
+test('TPU-hours so far: chips × wall time of stages on Cloud TPU (running ones up to now), 0 for other compute and reused stages', () => {
+  const config = parsePipelineInput({
+    experiment: 'exp',
+    artifactRoot: 'gs://bucket/runs',
+    gcp: { project: 'my-project' },
+    paths: { hostRepoDir: '/home/me/recogdrive' },
+    stage1: { compute: { backend: 'tpu-api', accelerator: 'v6e-4', zones: ['us-east5-b'] } },
+    stage2: { compute: { backend: 'tpu-api', accelerator: 'v6e-8', zones: ['us-east5-b'] } },
+  });
+  const now = Date.parse('2024-06-01T03:00:00Z');
+  const used = tpuHoursSoFar(
+    config,
+    [
+      { stage: 'stage1', decision: 'RUN', state: 'succeeded', attempt: 1, startedAt: '2024-06-01T00:00:00Z', endedAt: '2024-06-01T02:00:00Z' },
+      { stage: 'stage2', decision: 'RUN', state: 'running', attempt: 1, startedAt: '2024-06-01T02:30:00Z' },
+      { stage: 'metricCache', decision: 'RUN', state: 'running', attempt: 1, startedAt: '2024-06-01T00:00:00Z' },
+      { stage: 'featureCache', decision: 'REUSE', state: 'reused', attempt: 0 },
+    ],
+    now,
+  );
+  assert.deepEqual(used, { total: 12, byStage: { stage1: 8, stage2: 4, metricCache: 0, featureCache: 0 } });
 });

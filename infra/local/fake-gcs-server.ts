@@ -4,7 +4,8 @@
  * version. Needs `go` (>= 1.26 for this version; the machines have it preinstalled).
  */
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { isExecutable } from './executable.ts';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
@@ -19,15 +20,6 @@ const TOOLS_DIR = join(PROJECT_ROOT, '.tools', 'fake-gcs-server');
 export const FAKE_GCS_SERVER_BINARY = join(TOOLS_DIR, 'bin', 'fake-gcs-server');
 /** Which version the binary beside it was built from: a new pin rebuilds. */
 const VERSION_FILE = join(TOOLS_DIR, 'VERSION');
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The binary's path when the pinned version is installed, else undefined. */
 export async function findFakeGcsServer(): Promise<string | undefined> {

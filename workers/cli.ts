@@ -169,7 +169,7 @@ export function buildCli(): Command {
           opts.runId,
         );
       } catch (error) {
-        if (error instanceof RerunRequestError) throw new CliError(error.message, error.badInput ? EXIT.badInput : EXIT.runFailed);
+        if (error instanceof RerunRequestError) throw new CliError(error.message, error.kind === 'bad-request' ? EXIT.badInput : EXIT.runFailed);
         throw error;
       }
       if (opts.dryRun === true) {

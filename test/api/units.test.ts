@@ -8,7 +8,7 @@ import { authenticate } from '../../workers/api/auth.ts';
 import { parseTokens } from '../../workers/api/config.ts';
 import { chipsOf, estimateTpuHours, totalTpuHours, tpuHoursSoFar } from '../../workers/api/estimate.ts';
 import { planToken, rerunId, sameToken, type PlanFacts } from '../../workers/api/plan-token.ts';
-import { rerunInput } from '../../workers/api/routes-reruns.ts';
+import { rerunInput } from '../../workers/rerun-input.ts';
 import { idempotentRunId, listQuery } from '../../workers/api/routes-runs.ts';
 
 const facts: PlanFacts = {

@@ -6,6 +6,7 @@ import type { FastifyError, FastifyInstance } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidPipelineInput } from '../../pipeline/input.ts';
+import { RerunRequestError } from '../rerun-input.ts';
 
 export class HttpError extends Error {
   readonly statusCode: number;
@@ -37,6 +38,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
     }
     if (error instanceof InvalidPipelineInput) {
       return reply.code(400).send({ error: 'Bad Request', message: 'invalid pipeline input', issues: error.issues });
+    }
+    if (error instanceof RerunRequestError) {
+      const status = error.kind === 'bad-request' ? 400 : error.kind === 'unknown-run' ? 404 : 422;
+      return reply.code(status).send({ error: TITLES[status], message: error.message, ...(error.issues === undefined ? {} : { issues: error.issues }) });
     }
     if (error instanceof HttpError) {
       return reply

@@ -1,11 +1,10 @@
 /**
- * Partial reruns: the source run's input, patched (JSON Merge Patch, RFC 7396) with
- * `overrides`, rerun from `fromStage` / with `force`d stages, reusing every verified output
+ * Partial reruns: the source run's input, patched with `overrides` (workers/rerun-input.ts, shared
+ * with the CLI), rerun from `fromStage` / with `force`d stages, reusing every verified output
  * that still matches. `?dryRun=true` returns the plan and a token; the confirm starts the rerun
  * only if the plan is still the one the token was given for.
  */
 import { z } from 'zod';
-import mergePatch from 'json-merge-patch';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Client } from '@temporalio/client';
 import { UnknownRunError } from '../../activities/lineage/lineage-store.ts';
@@ -18,7 +17,8 @@ import { lookupForPlan } from '../lineage-command.ts';
 import { HttpError } from './errors.ts';
 import { estimateTpuHours, totalTpuHours, type SourceRun } from './estimate.ts';
 import { planToken, rerunId, sameToken } from './plan-token.ts';
-import { runInput, startOnce } from './runs.ts';
+import { rerunInput, RerunRequestError, runInput } from '../rerun-input.ts';
+import { startOnce } from './runs.ts';
 import { QueryFlag, RunParams, Stage } from './schemas.ts';
 
 export interface RerunsRoutesOptions {
@@ -41,26 +41,6 @@ const RerunBody = z.strictObject({
     .describe('confirm: the planToken the dry run returned'),
 });
 type RerunBody = z.output<typeof RerunBody>;
-
-/** The rerun's input: the source's input patched with the overrides, and the rerun's reuse settings. */
-export function rerunInput(source: string, sourceInput: unknown, body: RerunBody): Record<string, unknown> {
-  if (body.overrides !== undefined && 'reuse' in body.overrides) {
-    throw new HttpError(400, 'overrides.reuse cannot be set: a rerun reuses verified outputs; use fromStage and force', [
-      'overrides.reuse: not allowed in a rerun (use fromStage and force)',
-    ]);
-  }
-  const base = typeof sourceInput === 'object' && sourceInput !== null && !Array.isArray(sourceInput) ? structuredClone(sourceInput) : {};
-  const merged = mergePatch.apply(base, body.overrides ?? {}) as Record<string, unknown>;
-  return {
-    ...merged,
-    reuse: {
-      policy: 'verified',
-      rerunOf: source,
-      ...(body.fromStage === undefined ? {} : { fromStage: body.fromStage }),
-      ...(body.force === undefined ? {} : { force: body.force }),
-    },
-  };
-}
 
 async function planOf(config: PipelineConfig, placeholderRunId: string): Promise<Plan> {
   try {
@@ -93,7 +73,7 @@ async function existingInput(client: Client, runId: string): Promise<unknown> {
   try {
     return await runInput(client, runId);
   } catch (error) {
-    if (error instanceof HttpError && error.statusCode === 404) return undefined;
+    if (error instanceof RerunRequestError && error.kind === 'unknown-run') return undefined;
     throw error;
   }
 }

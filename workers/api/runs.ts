@@ -2,14 +2,12 @@
  * Temporal glue of the API: a run is a `recogdrivePipeline` workflow whose id is the run id.
  * Starting (once per id), describing, and reading the input a run was started with.
  */
-import { isGrpcServiceError, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { canonicalJson } from '../../pipeline/fingerprint.ts';
+import { PIPELINE_WORKFLOW, runInput } from '../rerun-input.ts';
 import { HttpError, notFound } from './errors.ts';
 
-export const PIPELINE_WORKFLOW = 'recogdrivePipeline';
-/** gRPC NOT_FOUND. */
-const NOT_FOUND = 5;
+export { PIPELINE_WORKFLOW, runInput } from '../rerun-input.ts';
 
 /** The run's Temporal description; 404 when there is no such run (or the id is not a pipeline run). */
 export async function describeRun(client: Client, runId: string): Promise<WorkflowExecutionDescription> {
@@ -22,29 +20,6 @@ export async function describeRun(client: Client, runId: string): Promise<Workfl
   }
   if (description.type !== PIPELINE_WORKFLOW) throw notFound(runId);
   return description;
-}
-
-/**
- * The input a run was started with: the first argument of its first history event. Reads one
- * event (not the whole history of a long run).
- */
-export async function runInput(client: Client, runId: string): Promise<unknown> {
-  let history;
-  try {
-    ({ history } = await client.workflowService.getWorkflowExecutionHistory({
-      namespace: client.options.namespace,
-      execution: { workflowId: runId },
-      maximumPageSize: 1,
-    }));
-  } catch (error) {
-    if (isGrpcServiceError(error) && error.code === NOT_FOUND) throw notFound(runId);
-    throw error;
-  }
-  const started = history?.events?.[0]?.workflowExecutionStartedEventAttributes;
-  if (started?.workflowType?.name !== PIPELINE_WORKFLOW) throw notFound(runId);
-  const payload = started.input?.payloads?.[0];
-  if (payload === undefined) throw new HttpError(422, `run ${runId} was started without an input`);
-  return defaultPayloadConverter.fromPayload(payload);
 }
 
 /**

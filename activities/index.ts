@@ -117,13 +117,13 @@ export function createActivities(deps: ActivityDependencies) {
     /** Image reference → digest, so fingerprints name what runs, not a tag that may move. */
     async resolveImages(request: ResolveImagesRequest): Promise<Record<string, string>> {
       const digests: Record<string, string> = {};
-      for (const { image, compute } of request.images) {
+      for (const { stage, image, compute } of request.images) {
         if (digests[image] !== undefined) continue;
         const pinned = pinnedDigest(image);
         if (pinned !== undefined) digests[image] = pinned;
         else if (compute.backend === 'local') digests[image] = await (localImageDigest ??= treeDigest(deps.localImage.base, deps.localImage.dirs));
         else if (compute.backend === 'static') {
-          const lease = await provider('static').acquire({ runId: 'resolve-image', stage: request.images[0]!.stage, attempt: 0, compute }, () => {});
+          const lease = await provider('static').acquire({ runId: 'resolve-image', stage, attempt: 0, compute }, () => {});
           const worker = lease.workers[0]!;
           const executor = executorFor(lease);
           if (executor.imageDigest === undefined) throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: 'this executor cannot resolve image digests', nonRetryable: true });

@@ -18,6 +18,20 @@ export interface ComputeLease {
   name: string;
   backend: ComputeBackend;
   workers: WorkerEndpoint[];
+  /** Cloud backends: where the machine is and what it is (health checks, the cost record). */
+  cloud?: CloudPlacement & {
+    project: string;
+    /** v6e-8, or a Compute Engine machine type. */
+    machine: string;
+    /** TPU chips (0 for a CPU VM). */
+    chips: number;
+  };
+}
+
+/** Where a cloud attempt provisions: chosen by the stage workflow's zone failover. */
+export interface CloudPlacement {
+  zone: string;
+  spot: boolean;
 }
 
 /** Identifies one attempt's compute; everything else is derived from it. */
@@ -26,7 +40,17 @@ export interface ComputeRequest {
   stage: StageName;
   attempt: number;
   compute: ComputeSpec;
+  /** Cloud backends: the zone (one of compute.zones) and capacity type of this try; default the first zone and compute.spot. */
+  placement?: CloudPlacement;
+  /** Cloud backends: the run's gcp.project. */
+  project?: string;
 }
+
+/** A running stage's machine, as its cloud sees it. */
+export type LeaseHealth =
+  | { state: 'ok' }
+  /** Gone under the stage: preempted (spot taken back) or maintenance (terminated, repairing, deleted, unhealthy). */
+  | { state: 'lost'; failureClass: 'preemption' | 'maintenance'; detail: string };
 
 export interface PreflightRequest {
   backends: ComputeBackend[];

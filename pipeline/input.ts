@@ -85,22 +85,53 @@ const LocalCompute = z.strictObject({
   simulate: Simulation.prefault({}),
 });
 
+/**
+ * Cloud compute trouble: zone failover on capacity failures, new VMs after preemption or
+ * maintenance (pipeline/zone-failover.ts). None of it uses the stage's maxAttempts.
+ */
+const Failover = z.strictObject({
+  /** Tries in one zone per round for opaque internal errors before it counts as a stockout. */
+  maxAttemptsPerZone: z.number().int().min(1).max(10).default(2),
+  /** Passes over the zone list on capacity failures before the stage fails. */
+  maxCapacityRounds: z.number().int().min(1).max(100).default(6),
+  /** Wait before the first repeated round; doubles per round up to backoffMax. */
+  backoff: Duration.prefault('1 minute'),
+  backoffMax: Duration.prefault('30 minutes'),
+  /** After this many preemptions a spot stage continues on on-demand; unset: stays on spot. */
+  spotFallbackAfterPreemptions: z.number().int().min(1).max(100).optional(),
+  /** Preemptions + maintenance losses after which the stage fails. */
+  maxNodeLosses: z.number().int().min(0).max(1000).default(20),
+  /** How often a running stage's VM is checked for preemption or maintenance. */
+  healthCheckInterval: Duration.prefault('30s'),
+});
+
 const TpuCompute = z.strictObject({
   backend: z.literal('tpu-api'),
   accelerator: z.enum(V6E_ACCELERATORS),
   zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
   spot: z.boolean().default(false),
+  /** direct: CreateNode; queued: a queued resource (waits in line for capacity; the documented way to get spot TPUs). */
+  provisioning: z.enum(['direct', 'queued']).default('direct'),
   runtimeVersion: z
     .string()
     .regex(/^[a-z0-9][a-z0-9.-]*$/)
     .default('v2-alpha-tpuv6e'),
+  failover: Failover.prefault({}),
 });
 
 const ComputeEngine = z.strictObject({
   backend: z.literal('compute-engine'),
+  /** n2-standard-32 for a CPU VM (metric cache), ct6e-standard-4t etc. for a TPU VM. */
   machineType: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'not a machine type like n2-standard-32'),
   zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
   spot: z.boolean().default(false),
+  /** Boot image (needs docker): a family or image URL. */
+  bootImage: z
+    .string()
+    .regex(/^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z][a-z0-9-]{0,62}$/, 'not an image like projects/cos-cloud/global/images/family/cos-stable')
+    .default('projects/cos-cloud/global/images/family/cos-stable'),
+  bootDiskGb: z.number().int().min(10).max(65536).default(200),
+  failover: Failover.prefault({}),
 });
 
 const StaticHost = z.strictObject({

@@ -1,6 +1,6 @@
 /** A backend that gives a stage machines to run on, and takes them back. */
 import type { LeaseRecord } from '../../pipeline/janitor.ts';
-import type { ComputeLease, ComputeRequest, ReleaseResult } from '../types.ts';
+import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult } from '../types.ts';
 
 /** A machine a backend holds, with its labels (run, stage, attempt, owner): what the janitor lists. */
 export type { LeaseRecord } from '../../pipeline/janitor.ts';
@@ -10,6 +10,12 @@ export interface ComputeProvider {
   acquire(request: ComputeRequest, heartbeat: (details?: unknown) => void): Promise<ComputeLease>;
   /** Deletes the attempt's compute; not-found counts as released. */
   release(request: ComputeRequest): Promise<ReleaseResult>;
+  /**
+   * The attempt's machine as the cloud sees it now (request as given to acquire, with its
+   * placement). Optional: backends whose machines are not taken away (local, static) have none.
+   * 'lost' when preempted, terminated, under maintenance or gone; errors reading it are thrown.
+   */
+  health?(request: ComputeRequest): Promise<LeaseHealth>;
   /**
    * Every labelled machine this backend holds (the janitor's view). Optional: a backend that
    * creates nothing (static) has nothing to list. `labels.run` must be the exact run id.

@@ -10,6 +10,7 @@ import { v2 } from '@google-cloud/tpu';
 import { ApplicationFailure } from '@temporalio/common';
 import { TpuApiComputeProvider, type TpuAcquireProgress, type TpuApiProviderOptions, type TpuClient } from '../../activities/compute/tpu-api.ts';
 import type { ComputeRequest } from '../../activities/types.ts';
+import { ComputeSpec } from '../../pipeline/input.ts';
 import { computeName } from '../../pipeline/naming.ts';
 import { FakeTpuApi } from '../fakes/tpu-api/server.ts';
 
@@ -46,7 +47,7 @@ function request(accelerator: 'v6e-4' | 'v6e-16' | 'v6e-8' = 'v6e-4', zones = [Z
     runId: `Exp_42/try-${++runCounter}`,
     stage: 'featureCache',
     attempt: 2,
-    compute: { backend: 'tpu-api', accelerator, zones, spot: true, runtimeVersion: 'v2-alpha-tpuv6e' },
+    compute: ComputeSpec.parse({ backend: 'tpu-api', accelerator, zones, spot: true }),
   };
 }
 

@@ -34,6 +34,7 @@ import type {
   WorkerEndpoint,
 } from './types.ts';
 import { verifyFromMarkers, verifyProvidedOutput } from './verify/index.ts';
+import { watchWithHealth } from './compute/health-watch.ts';
 import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
 import { failedMarkerPath } from '../pipeline/markers.ts';
@@ -47,13 +48,15 @@ export interface ActivityDependencies {
   artifactStores: readonly ArtifactStore[];
   /** What the local backend runs instead of an image (simulator, wrapper, pipeline code): its digest stands for the image's. */
   localImage: { base: string; dirs: readonly string[] };
+  /** Google Cloud projects the cloud backends of this worker may create machines in. */
+  cloudProjects?: readonly string[];
 }
 
 const BACKEND_HINTS: Record<ComputeBackend, string> = {
   local: 'every worker has it',
   static: 'start the worker with RECOGDRIVE_SSH_KEY_FILE (or RECOGDRIVE_SSH_KEY) and RECOGDRIVE_KNOWN_HOSTS',
-  'tpu-api': 'not implemented in this build',
-  'compute-engine': 'not implemented in this build',
+  'tpu-api': 'start the worker with an SSH key (RECOGDRIVE_SSH_KEY_FILE) and RECOGDRIVE_GCP_PROJECTS (the projects it may create TPUs in); credentials: Application Default Credentials',
+  'compute-engine': 'start the worker with an SSH key (RECOGDRIVE_SSH_KEY_FILE) and RECOGDRIVE_GCP_PROJECTS (the projects it may create VMs in); credentials: Application Default Credentials',
 };
 
 export function createActivities(deps: ActivityDependencies) {
@@ -99,6 +102,14 @@ export function createActivities(deps: ActivityDependencies) {
     /** Fails the run before anything is created when a backend or the artifact root is unusable. */
     async preflight(request: PreflightRequest): Promise<void> {
       for (const backend of request.backends) provider(backend);
+      const cloud = request.backends.filter((b) => b === 'tpu-api' || b === 'compute-engine');
+      if (cloud.length > 0 && (request.project === undefined || !(deps.cloudProjects ?? []).includes(request.project))) {
+        throw ApplicationFailure.create({
+          type: FailureType.BackendUnavailable,
+          message: `${cloud.join(' and ')} on this worker serve${cloud.length === 1 ? 's' : ''} the projects ${(deps.cloudProjects ?? []).join(', ') || '(none)'}, not ${request.project ?? '(no gcp.project given)'}: add it to RECOGDRIVE_GCP_PROJECTS or run in one of those`,
+          nonRetryable: true,
+        });
+      }
       if (request.backends.includes('local') && !request.artifactRoot.startsWith('file://')) {
         throw ApplicationFailure.create({
           type: FailureType.BackendUnavailable,
@@ -176,8 +187,27 @@ export function createActivities(deps: ActivityDependencies) {
       return storeFor(request.outputUri).createIfAbsent(`${request.outputUri}/${failedMarkerPath(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
     },
 
+    /** Cloud quota and capacity are the failover's business (workflows/stage.ts); this is one try in one placement. */
     async acquireCompute(request: ComputeRequest): Promise<ComputeLease> {
-      return provider(request.compute.backend).acquire(request, (details) => Context.current().heartbeat(details));
+      const context = Context.current();
+      const acquiring = provider(request.compute.backend).acquire(request, (details) => context.heartbeat(details));
+      // The provider's polls do not watch for cancellation: answer it at once (the workflow then releases).
+      // A create already sent stays sent; the release that follows deletes what it made.
+      acquiring.catch(() => {});
+      return Promise.race([acquiring, context.cancelled]);
+    },
+
+    /** Where the artifact root's data lives (a bucket's location): cloud compute prefers zones there. */
+    async artifactLocation(request: { uri: string }): Promise<string | undefined> {
+      const store = storeFor(request.uri);
+      if (store.location === undefined) return undefined;
+      try {
+        return await store.location(request.uri);
+      } catch (error) {
+        // Only an ordering preference: without it zones are tried in the order given.
+        Context.current().log.warn('bucket location unknown', { uri: request.uri, error: (error as Error).message });
+        return undefined;
+      }
     },
 
     async launchStage(request: LaunchRequest): Promise<LaunchResult> {
@@ -193,8 +223,17 @@ export function createActivities(deps: ActivityDependencies) {
         logs: stageLogs(storeFor(request.logsUri), request.logsUri, request.attempt),
         resumeFrom: context.info.heartbeatDetails,
       };
+      const health = request.health;
+      const check = health === undefined ? undefined : provider(health.request.compute.backend).health?.bind(provider(health.request.compute.backend));
       try {
-        return await executorFor(request.lease).watch(request, watchContext);
+        if (health === undefined || check === undefined) return await executorFor(request.lease).watch(request, watchContext);
+        return await watchWithHealth((signal) => executorFor(request.lease).watch(request, { ...watchContext, cancelled: signal }), {
+          cancelled: context.cancellationSignal,
+          check: () => check(health.request),
+          intervalMs: health.intervalMs,
+          name: request.lease.name,
+          note: (message) => context.log.warn(message),
+        });
       } catch (error) {
         if (context.cancellationSignal.aborted) throw new CancelledFailure('stage watch cancelled');
         throw error;

@@ -55,6 +55,8 @@ export type LeaseHealth =
 export interface PreflightRequest {
   backends: ComputeBackend[];
   artifactRoot: string;
+  /** gcp.project of the run: cloud backends must serve it. */
+  project?: string;
 }
 
 export interface LaunchRequest {
@@ -84,6 +86,8 @@ export interface WatchRequest {
   logPatterns: string[];
   /** The run workflow that shows this stage's progress in its `status` query. */
   reportTo?: { workflowId: string; stage: StageName };
+  /** Cloud compute: check the machine (the acquire request, with its placement) this often for preemption or maintenance. */
+  health?: { request: ComputeRequest; intervalMs: number };
 }
 
 export type WatchResult = ExitOutcome;

@@ -1,6 +1,7 @@
 /** Input and result of one stage workflow: everything it needs, resolved by the planner. */
 import type { VerificationSpec } from './contracts/index.ts';
 import type { FingerprintComponents } from './fingerprint.ts';
+import type { ComputeUsage } from './cost.ts';
 import type { ComputeSpec, PipelineConfig } from './input.ts';
 import type { LaunchSpec } from './launch.ts';
 import type { PlannedStage, StageLimits } from './plan.ts';
@@ -21,6 +22,8 @@ export interface StageRunInput {
   /** Where each attempt's per-worker logs are kept (they outlive the compute). */
   logsUri: string;
   compute: ComputeSpec;
+  /** gcp.project of the run (cloud backends). */
+  project?: string;
   verification: VerificationSpec;
   limits: StageLimits;
   progressHints: ProgressHints;
@@ -40,6 +43,8 @@ export interface StageResult {
   artifactUri: string;
   attempts: number;
   computeName: string;
+  /** Every machine the stage held, failed and preempted attempts included (the cost record). */
+  compute?: ComputeUsage[];
   /** What verification counted (tokens, checkpoints, rows...). */
   outputs: Record<string, number | string>;
   /** Epoch milliseconds when the stage's process started and exited (as the watcher saw it). */
@@ -68,6 +73,7 @@ export function stageRunInput(config: PipelineConfig, runId: string, planned: Pl
     launch,
     logsUri: stageLogsUri(config.artifactRoot, runId, planned.stage),
     compute: compute satisfies ComputeSpec,
+    ...(config.gcp === undefined ? {} : { project: config.gcp.project }),
     verification,
     limits,
     progressHints: progressHintsFor(config, planned.stage),

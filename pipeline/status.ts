@@ -1,4 +1,5 @@
 /** What the `status` queries return: the state of a run and of each of its stages. */
+import type { ComputeUsage } from './cost.ts';
 import type { Progress } from './progress.ts';
 import type { StageDecision } from './plan.ts';
 import type { StageName } from './stages.ts';
@@ -22,6 +23,10 @@ export interface StageStatus {
   logsUri?: string;
   workflowId?: string;
   computeName?: string;
+  /** Every machine the stage held (the cost record). */
+  compute?: ComputeUsage[];
+  /** Cloud compute: the last failover decision (zone changed, new VM after a preemption...). */
+  computeEvent?: string;
   startedAt?: string;
   endedAt?: string;
   error?: string;
@@ -46,6 +51,9 @@ export interface StageUpdate {
   phase?: StagePhase;
   computeName?: string;
   progress?: Progress;
+  /** A machine acquired or released (matched by name and attempt). */
+  usage?: ComputeUsage;
+  computeEvent?: string;
 }
 
 /** What a successful run returns: every artifact with its producer stage. */
@@ -66,6 +74,9 @@ export interface RunSummary {
     attempts?: number;
     computeName?: string;
     outputs?: Record<string, number | string>;
+    /** Machines held and the TPU-hours they make (cloud TPUs; 0 elsewhere). */
+    compute?: ComputeUsage[];
+    tpuHours?: number;
     /** Wall time of the stage's process, as the watcher saw it. */
     workMs?: number;
     /** Epoch milliseconds the stage's process started and exited. */

@@ -1,6 +1,7 @@
 /**
  * What a worker process can run on: always the embedded default (local); with an SSH key
- * configured, also `static` hosts through docker over SSH.
+ * configured, also `static` hosts through docker over SSH, and with RECOGDRIVE_GCP_PROJECTS
+ * too, TPU VMs (tpu-api) and Compute Engine VMs (compute-engine).
  */
 import { StaticComputeProvider } from '../activities/compute/static.ts';
 import { DockerSshExecutor } from '../activities/execution/docker-ssh.ts';
@@ -8,6 +9,7 @@ import type { ActivityDependencies } from '../activities/index.ts';
 import { loadSshKey } from '../activities/ssh/credentials.ts';
 import { SshPool } from '../activities/ssh/pool.ts';
 import { defaultHostPath } from '../pipeline/launch.ts';
+import { createCloudBackends } from './cloud-backends.ts';
 import { configFromEnv } from './config.ts';
 import { localBackend } from './local-backend.ts';
 
@@ -34,12 +36,17 @@ export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDi
     hostPathOf: (source) => defaultHostPath(source, config.RECOGDRIVE_ARTIFACT_MOUNT_ROOT),
     pollConnectDeadlineMs: config.RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS,
   });
+  const cloud = createCloudBackends(config, key);
   return {
     deps: {
       ...local,
-      compute: { ...local.compute, static: new StaticComputeProvider(config.RECOGDRIVE_KNOWN_HOSTS) },
+      compute: { ...local.compute, static: new StaticComputeProvider(config.RECOGDRIVE_KNOWN_HOSTS), ...cloud?.providers },
       executors: { ...local.executors, ssh },
+      ...(cloud === undefined ? {} : { cloudProjects: cloud.projects }),
     },
-    close: () => pool.close(),
+    close: () => {
+      pool.close();
+      void cloud?.close();
+    },
   };
 }

@@ -8,6 +8,13 @@ export const DEFAULT_TASK_QUEUE = 'recogdrive';
 
 const AbsolutePath = z.string().startsWith('/', 'must be an absolute path');
 const PositiveInt = z.coerce.number().int().positive();
+/** "a,b , c" → ['a','b','c'], each matching `pattern`; unset or empty → []. */
+const CommaList = (pattern: RegExp, what: string) =>
+  z
+    .string()
+    .default('')
+    .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''))
+    .refine((items) => items.every((item) => pattern.test(item)), `a comma-separated list of ${what}`);
 
 const Env = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[A-Za-z0-9.-]+:\d+$/, 'host:port').default('127.0.0.1:7233'),
@@ -25,6 +32,20 @@ const Env = z.object({
   RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS: PositiveInt.default(10_000),
   RECOGDRIVE_SSH_MAX_CONNECTIONS: PositiveInt.default(64),
   RECOGDRIVE_SSH_CHANNELS_PER_CONNECTION: PositiveInt.default(8),
+  // Cloud backends (tpu-api, compute-engine): on when projects are given and an SSH key is configured.
+  /** Comma-separated Google Cloud projects this worker may create TPUs and VMs in (a run's gcp.project must be one). */
+  RECOGDRIVE_GCP_PROJECTS: CommaList(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'project ids'),
+  /** Comma-separated zones the janitor lists for leaked machines (runs may use others; list them all). */
+  RECOGDRIVE_GCP_ZONES: CommaList(/^[a-z]+-[a-z]+[0-9]+-[a-z]$/, 'zones like us-east5-b'),
+  /** SSH user on cloud VMs; its public key (derived from the private key) goes into the VM's metadata. */
+  RECOGDRIVE_CLOUD_SSH_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'not a user name').default('recogdrive'),
+  /** Between polls of a creating or deleting machine. */
+  RECOGDRIVE_CLOUD_POLL_INTERVAL_MS: PositiveInt.default(15_000),
+  /** Emulators of the Cloud TPU API (host:port, plaintext) and of Compute Engine (http://host:port), for tests. */
+  RECOGDRIVE_TPU_API_ENDPOINT: z.string().regex(/^[A-Za-z0-9.-]+:\d+$/, 'host:port').optional(),
+  RECOGDRIVE_COMPUTE_API_ENDPOINT: z.string().regex(/^http:\/\/[A-Za-z0-9.-]+:\d+$/, 'http://host:port').optional(),
+  /** Emulators only: a VM's SSH port is the port of its network endpoint (the real APIs put the TPU runtime's port there). */
+  RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 
 export type WorkerConfig = z.output<typeof Env>;

@@ -24,6 +24,7 @@ import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures
 import { CONTRACTS } from '../pipeline/contracts/index.ts';
 import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type PipelineConfig } from '../pipeline/input.ts';
 import { consumerRecordsOf, runRecordOf } from '../pipeline/lineage.ts';
+import { tpuHoursOf, upsertUsage } from '../pipeline/cost.ts';
 import { stageLogsUri } from '../pipeline/naming.ts';
 import { buildPlan, type Plan, type PlannedStage, type StageDecision } from '../pipeline/plan.ts';
 import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
@@ -59,6 +60,8 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
     if (update.phase !== undefined) stage.phase = update.phase;
     if (update.computeName !== undefined) stage.computeName = update.computeName;
     if (update.progress !== undefined) stage.progress = update.progress;
+    if (update.computeEvent !== undefined) stage.computeEvent = update.computeEvent;
+    if (update.usage !== undefined) stage.compute = upsertUsage(stage.compute ?? [], update.usage);
   });
 
   const searchable = patched(SEARCH_ATTRIBUTES_PATCH);
@@ -100,6 +103,7 @@ async function planWithReuse(config: PipelineConfig, runId: string): Promise<Pla
   await checkBackends(
     selected.map((s) => s.compute.backend),
     config.artifactRoot,
+    config.gcp?.project,
   );
   const context = await asRunFailure(async () => {
     const imageDigests = await resolveImages({ images: selected });
@@ -134,8 +138,8 @@ async function checkProvidedInputs(config: PipelineConfig, plan: Plan): Promise<
 }
 
 /** Fails the run, before anything is created, when a backend or the artifact root is unusable. */
-async function checkBackends(backends: ComputeBackend[], artifactRoot: string): Promise<void> {
-  await asRunFailure(() => preflight({ backends: [...new Set(backends)], artifactRoot }));
+async function checkBackends(backends: ComputeBackend[], artifactRoot: string, project?: string): Promise<void> {
+  await asRunFailure(() => preflight({ backends: [...new Set(backends)], artifactRoot, ...(project === undefined ? {} : { project }) }));
 }
 
 /** An activity's typed failure (bad input, backend unavailable) as the run's own failure, with its message. */
@@ -195,7 +199,7 @@ async function runDag(
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         });
         results.set(stage, result);
-        Object.assign(stageStatus, { state: 'succeeded', attempt: result.attempts, endedAt: new Date().toISOString() });
+        Object.assign(stageStatus, { state: 'succeeded', attempt: result.attempts, endedAt: new Date().toISOString(), ...(result.compute === undefined ? {} : { compute: result.compute }) });
         delete stageStatus.phase;
       } catch (error) {
         // A stage cancelled from outside (not by this run) is a failure of the run.
@@ -297,6 +301,7 @@ function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageR
               attempts: result.attempts,
               computeName: result.computeName,
               outputs: result.outputs,
+              ...(result.compute === undefined ? {} : { compute: result.compute, tpuHours: tpuHoursOf(result.compute, Date.now()) }),
               workMs: result.exitedAt - result.startedAt,
               processStartedAt: result.startedAt,
               processExitedAt: result.exitedAt,

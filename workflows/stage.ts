@@ -5,6 +5,7 @@
  * a code error, an out-of-memory kill or a bad output does not.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -13,12 +14,17 @@ import {
   patched,
   proxyActivities,
   setHandler,
+  sleep,
   TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RecogdriveActivities } from '../activities/index.ts';
-import type { ComputeLease, VerifyReport } from '../activities/types.ts';
+import type { ComputeLease, ComputeRequest, VerifyReport } from '../activities/types.ts';
+import { COMPUTE_FAILURES, computeFailureClassOfType } from '../pipeline/compute-failures.ts';
+import type { ComputeUsage } from '../pipeline/cost.ts';
 import { classifyExit, FailureType, NON_RETRYABLE_ACTIVITY_ERRORS, RETRYABLE_STAGE_FAILURES } from '../pipeline/failures.ts';
+import { nextStep, startFailover, type FailoverState } from '../pipeline/zone-failover.ts';
+import { classifyFailure, failoverPolicyOf, isCloudCompute, isNodeLoss, placementOf, usageOf, usageOutcome } from './cloud-compute.ts';
 import { computeName } from '../pipeline/naming.ts';
 import type { StageRunInput, StageResult } from '../pipeline/stage-run.ts';
 import type { StagePhase, StageStatus, StageUpdate } from '../pipeline/status.ts';
@@ -49,6 +55,14 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     scheduleToCloseTimeout: limits.timeoutMs,
     heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
     retry: { initialInterval: '1s', maximumInterval: '30s', nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+  });
+  // Provisioning a cloud VM waits for capacity (queued resources: hours), heartbeating all along.
+  // Cancellation waits for the activity to stop, so the release that follows cannot race a create.
+  const provisioning = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
   });
   // Cleanup must not give up: a leaked TPU costs money every hour.
   const cleanup = proxyActivities<RecogdriveActivities>({
@@ -88,6 +102,48 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       .catch(() => {});
   };
   const enter = (phase: StagePhase) => report({ phase });
+
+  // Cloud compute: where the next try provisions (zone failover), the machines held (cost record).
+  const cloud = isCloudCompute(input.compute) ? input.compute : undefined;
+  const policy = cloud === undefined ? undefined : failoverPolicyOf(cloud);
+  let failover: FailoverState | undefined;
+  if (cloud !== undefined) {
+    const bucketRegion = await short.artifactLocation({ uri: input.artifact.artifactRoot });
+    failover = startFailover({ zones: cloud.zones, spot: cloud.spot, ...(bucketRegion === undefined ? {} : { bucketRegion }) });
+  }
+  const usages: ComputeUsage[] = [];
+  const computeEvent = (event: string): void => {
+    status.computeEvent = event;
+    report({ computeEvent: event });
+  };
+
+  /**
+   * A machine for the attempt: on cloud compute, tries zones as the failover policy says
+   * (capacity failures move on, opaque errors retry in place, with back-off between rounds);
+   * `request` is updated to each try's placement so the caller releases the right one.
+   */
+  const acquire = async (request: ComputeRequest): Promise<ComputeLease> => {
+    if (failover === undefined || policy === undefined) return short.acquireCompute(request);
+    for (;;) {
+      request.placement = placementOf(failover);
+      try {
+        return await provisioning.acquireCompute(request);
+      } catch (error) {
+        const classified = classifyFailure(error);
+        if (classified === undefined || isNodeLoss(classified) || COMPUTE_FAILURES[classified.failureClass].giveUp) throw error;
+        // A failed create can leave a node behind in that zone.
+        await CancellationScope.nonCancellable(() => cleanup.releaseCompute(request));
+        const step = nextStep(failover, classified, policy);
+        failover = step.state;
+        computeEvent(step.reason);
+        if (step.action === 'give-up') {
+          const cause = asStageFailure(stage, error);
+          throw ApplicationFailure.create({ type: cause.type ?? FailureType.StageInfrastructureError, message: `${stage}: ${step.reason}`, nonRetryable: true, cause });
+        }
+        if (step.backoffMs > 0) await sleep(step.backoffMs);
+      }
+    }
+  };
 
   const markers = patched(STAGE_MARKERS_PATCH);
 
@@ -139,11 +195,19 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       const done = await earlierVerdict();
       if (done !== undefined) return done;
     }
-    const computeRequest = { runId: input.runId, stage, attempt, compute: input.compute };
+    const computeRequest: ComputeRequest = { runId: input.runId, stage, attempt, compute: input.compute, ...(input.project === undefined ? {} : { project: input.project }) };
     let lease: ComputeLease | undefined;
+    let usage: ComputeUsage | undefined;
+    let failed: unknown;
     try {
       enter('acquiring');
-      lease = await short.acquireCompute(computeRequest);
+      const acquiringAt = Date.now();
+      lease = await acquire(computeRequest);
+      if (cloud !== undefined) {
+        usage = usageOf(lease, attempt, acquiringAt);
+        usages.push(usage);
+        report({ usage });
+      }
       report({ computeName: lease.name, phase: 'launching' });
       await short.launchStage({ lease, launch, attempt, compute: input.compute });
       enter('running');
@@ -158,6 +222,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         progressHints: input.progressHints,
         logPatterns: [...input.verification.logMustContain, ...input.verification.logMustNotContain],
         ...(parent === undefined ? {} : { reportTo: { workflowId: parent.workflowId, stage } }),
+        ...(cloud === undefined ? {} : { health: { request: computeRequest, intervalMs: cloud.failover.healthCheckInterval } }),
       });
       const verdict = classifyExit(stage, outcome);
       if (!verdict.ok) throw ApplicationFailure.create({ type: verdict.type, message: verdict.message, nonRetryable: true });
@@ -170,27 +235,48 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       });
       if (!verified.ok) throw verificationFailure(verified);
       return await recorded(verified, attempt, lease.name, { startedAt: outcome.startedAt, exitedAt: outcome.exitedAt });
+    } catch (error) {
+      failed = error;
+      throw error;
     } finally {
       await CancellationScope.nonCancellable(async () => {
         enter('releasing');
         // Stops what still runs, keeps every worker's log in the artifact store, removes the container.
-        if (lease !== undefined) await cleanup.stopStage({ lease, launch, attempt, logsUri: input.logsUri });
+        // A lost cloud VM has nothing left to stop.
+        if (lease !== undefined && !isNodeLoss(classifyFailure(failed))) await cleanup.stopStage({ lease, launch, attempt, logsUri: input.logsUri });
         await cleanup.releaseCompute(computeRequest);
       });
+      if (usage !== undefined) {
+        usage.releasedAt = Date.now();
+        usage.outcome = usageOutcome(failed, failed !== undefined && isCancellation(failed));
+        report({ usage });
+      }
     }
   };
 
+  // Attempts that count against maxAttempts: a machine taken away by the cloud does not.
+  let counted = 0;
   for (let attempt = 1; ; attempt++) {
     status.attempt = attempt;
     try {
       const result = await runAttempt(attempt);
       status.state = 'succeeded';
       status.endedAt = new Date().toISOString();
-      return result;
+      return cloud === undefined ? result : { ...result, compute: usages };
     } catch (error) {
       const failure = asStageFailure(stage, error);
       if (markers) await recordFailure(attempt, failure, isCancellation(error));
-      const retry = !isCancellation(error) && RETRYABLE_STAGE_FAILURES.includes(failure.type as FailureType) && attempt < limits.maxAttempts;
+      const classified = classifyFailure(failure);
+      if (!isCancellation(error) && failover !== undefined && policy !== undefined && isNodeLoss(classified)) {
+        const step = nextStep(failover, classified!, policy);
+        failover = step.state;
+        computeEvent(step.reason);
+        if (step.action !== 'give-up') {
+          status.error = `attempt ${attempt}: ${failure.message}`;
+          continue;
+        }
+      } else counted++;
+      const retry = !isCancellation(error) && RETRYABLE_STAGE_FAILURES.includes(failure.type as FailureType) && counted < limits.maxAttempts;
       if (!retry) {
         status.state = isCancellation(error) ? 'cancelled' : 'failed';
         status.error = failure.message;
@@ -211,8 +297,9 @@ function asStageFailure(stage: string, error: unknown): ApplicationFailure {
   if (error instanceof ActivityFailure) {
     const cause = error.cause;
     if (cause instanceof ApplicationFailure) {
-      // An activity that kept failing is infrastructure unless it says otherwise.
-      const type = NON_RETRYABLE_ACTIVITY_ERRORS.includes(cause.type ?? '') ? cause.type! : FailureType.StageInfrastructureError;
+      // An activity that kept failing is infrastructure unless it says otherwise; compute failures keep their class.
+      const known = NON_RETRYABLE_ACTIVITY_ERRORS.includes(cause.type ?? '') || computeFailureClassOfType(cause.type ?? undefined) !== undefined;
+      const type = known ? cause.type! : FailureType.StageInfrastructureError;
       return ApplicationFailure.create({ type, message: `${stage}: ${error.activityType} failed: ${cause.message}`, nonRetryable: true, cause });
     }
     if (cause instanceof TimeoutFailure && error.activityType === 'watchStage' && cause.timeoutType === 'SCHEDULE_TO_CLOSE') {

@@ -116,6 +116,11 @@ export class GcsArtifactStore implements ArtifactStore {
     return { bucket, file: bucket.file(key), key };
   }
 
+  async location(uri: string): Promise<string | undefined> {
+    const [metadata] = await (await this.storage()).bucket(parseGsUri(uri).bucket).getMetadata();
+    return typeof metadata.location === 'string' && metadata.location !== '' ? metadata.location : undefined;
+  }
+
   reader(uri: string): OutputReader {
     const root = parseGsUri(uri);
     const objectUri = (path: string): string => `gs://${root.bucket}/${joinKey(root.key, path, uri)}`;

@@ -26,6 +26,8 @@ export interface ArtifactStore {
   stat(uri: string): Promise<ObjectStat | undefined>;
   /** Checks the root is usable (exists or can be created, writable). Throws with a clear message. */
   checkWritable(rootUri: string): Promise<void>;
+  /** Where the data lives, as the store reports it (a bucket's location, e.g. US-EAST5); undefined when it has none. */
+  location?(uri: string): Promise<string | undefined>;
 }
 
 export function schemeOf(uri: string): string {

@@ -1,62 +1,108 @@
 /**
- * Cloud TPU nodes created directly through the Cloud TPU API v2 (`tpu-api` backend).
+ * Cloud TPU nodes created through the Cloud TPU API v2 (`tpu-api` backend).
  *
- * acquire: a node named computeName(run, stage, attempt) in the FIRST zone of the request,
- * labelled (run, run-hash, stage, attempt, owner=recogdrive; the exact run id and stage are in
- * the node's metadata since labels cannot hold them). CreateNode → ALREADY_EXISTS adopts the
- * node. The operation name goes into the heartbeat details ({ node, operation }); a retried
- * activity resumes that operation instead of creating again. The node is polled (with a
- * heartbeat every poll) until READY with every worker's endpoint; each worker's SSH host keys
- * come from guest attributes (namespace `hostkeys`).
+ * Where: project = request.project ?? options.project; zone = request.placement.zone (one of
+ * compute.zones) or the first zone; spot = request.placement.spot ?? compute.spot (the workflow's
+ * failover chooses the placement; nothing is failed over here). Bad input fails with
+ * TpuInvalidConfig before any API call.
  *
- * release: DeleteNode in every zone of the request (a node is only ever in one), waiting for the
- * operation; NOT_FOUND counts as released. Transient delete failures are retried here
- * (`deleteAttempts`), then left to Temporal's activity retry.
+ * acquire: a node named computeName(run, stage, attempt), labelled (run, run-hash, stage,
+ * attempt, owner=recogdrive; the exact run id and stage are in the node's metadata since labels
+ * cannot hold them).
+ * - direct: CreateNode; ALREADY_EXISTS adopts the node. The operation name goes into the
+ *   heartbeat details ({ node, operation }); a retried activity resumes it instead of creating.
+ * - queued: a queued resource of the same name (tpu-queued.ts), waited on until ACTIVE; heartbeat
+ *   { node, queuedResource, operation? }, and a retry that finds it there does not create again.
+ * Then the node is polled (a heartbeat every poll) until READY with every worker's endpoint;
+ * each worker's SSH host keys come from guest attributes (namespace `hostkeys`). The lease
+ * carries `cloud` = { project, zone, spot, machine, chips }.
  *
- * Errors are ApplicationFailures with a type the workflow's policy can act on (zone failover,
- * preemption handling are NOT done here): TpuStockout, TpuQuotaExceeded, TpuInvalidConfig,
- * TpuPermissionDenied, TpuPreempted, TpuNodeLost (non-retryable), TpuInternal, TpuNotReady
- * (retryable). Bad input fails before any API call.
+ * release: in every zone of compute.zones (robust after a failover), the queued resource with
+ * force (queued) and the node; NOT_FOUND counts as not released. Transient delete failures are
+ * retried here (`deleteAttempts`), then left to Temporal's activity retry.
+ *
+ * health: the node (and queued resource) in the placement zone → ok / lost (tpu-health.ts).
+ * listLeases / deleteLease: the janitor's view over `scope` (tpu-janitor.ts).
+ *
+ * Errors are ApplicationFailures with a type the workflow's policy can act on: TpuStockout,
+ * TpuQuotaExceeded, TpuInvalidConfig, TpuPermissionDenied, TpuPreempted, TpuMaintenance,
+ * TpuNodeLost (non-retryable), TpuInternal, TpuNotReady (retryable).
  */
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/tpu';
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { V6E_ACCELERATORS } from '../../pipeline/input.ts';
+import type { LeaseRecord } from '../../pipeline/janitor.ts';
 import { LEASE_OWNER } from '../../pipeline/janitor.ts';
 import { computeName, runSlug, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS } from '../../pipeline/stages.ts';
-import type { ComputeLease, ComputeRequest, ReleaseResult, WorkerEndpoint } from '../types.ts';
+import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult, WorkerEndpoint } from '../types.ts';
 import type { ComputeProvider } from './provider.ts';
+import {
+  PROJECT_ID,
+  ZONE_NAME,
+  activityResumeDetails,
+  classifyTpuError,
+  codeOf,
+  defaultNote,
+  deleteResource,
+  failure,
+  invalid,
+  locationName,
+  messageOf,
+  nodeName,
+  nodeState,
+  queuedResourceName,
+  sleep,
+  v6eChips,
+  v6eWorkerCount,
+  type DeleteSettings,
+  type TpuClient,
+  type TpuClientOptions,
+} from './tpu-common.ts';
+import { judgeHealth } from './tpu-health.ts';
+import { deleteTpuLease, listTpuLeases, type TpuScope } from './tpu-janitor.ts';
+import { createQueued, waitUntilActive } from './tpu-queued.ts';
 
-export type TpuClient = InstanceType<typeof v2.TpuClient>;
-export type TpuClientOptions = NonNullable<ConstructorParameters<typeof v2.TpuClient>[0]>;
+export { classifyTpuError, nodeState, v6eWorkerCount, type TpuClient, type TpuClientOptions } from './tpu-common.ts';
+export type { TpuScope } from './tpu-janitor.ts';
 
 export interface TpuApiProviderOptions {
-  /** Google Cloud project id (the run input's gcp.project). Checked on every call, before any API call. */
-  project: string;
+  /** Default Google Cloud project, when a request carries none (request.project wins). */
+  project?: string;
   /** A ready client (tests share one); otherwise one is built from clientOptions (ADC by default). */
   client?: TpuClient;
   clientOptions?: TpuClientOptions;
   /** SSH user on the workers. Default 'recogdrive'. */
   sshUser?: string;
+  /** SSH port of every worker. Default 22. */
   sshPort?: number;
+  /**
+   * Take each worker's SSH port from its network endpoint's `port` (emulators that map workers
+   * onto local sshd). The real API puts the TPU runtime port 8470 there: default false.
+   */
+  sshPortFromEndpoint?: boolean;
   /** "ssh-ed25519 AAAA…": put into the node's metadata `ssh-keys` for sshUser. */
   sshPublicKey?: string;
-  /** Between polls of the operation / node. Default 15 s. */
+  /** Between polls of the operation / queued resource / node. Default 15 s. */
   pollIntervalMs?: number;
-  /** Give up waiting for READY after this long (retryable TpuNotReady: a retry adopts the node). Default 45 min. */
+  /** Give up waiting (queue included) after this long per try (retryable TpuNotReady: a retry adopts). Default 45 min. */
   readyTimeoutMs?: number;
+  /** Queued provisioning: the queued resource FAILS when no capacity came within this long (→ failover). Default 1 h. */
+  queueValidForMs?: number;
   /** Request external IPs (networkConfig.enableExternalIps). Default true. */
   externalIps?: boolean;
   /** Which address to hand out: the external one when the node has it (default), or always the internal one. */
   address?: 'external-if-present' | 'internal';
-  /** DeleteNode tries per release before the error goes to Temporal's retry. Default 4. */
+  /** Delete calls per resource per release before the error goes to Temporal's retry. Default 4. */
   deleteAttempts?: number;
   /** First back-off between delete tries (doubles). Default 2 s. */
   deleteRetryDelayMs?: number;
   /** Longest wait for a delete operation. Default 10 min. */
   deleteTimeoutMs?: number;
+  /** Janitor: the projects × zones listLeases looks in (and deleteLease may touch). None: nothing is listed. */
+  scope?: TpuScope[];
+  /** Janitor: page size of the List calls. Default 100. */
+  listPageSize?: number;
   /** Notes that are not errors (missing host keys). Default: the activity logger, else console.warn. */
   note?: (message: string) => void;
 }
@@ -64,113 +110,22 @@ export interface TpuApiProviderOptions {
 /** What acquire heartbeats, and reads back when the activity is retried. */
 export interface TpuAcquireProgress {
   node: string;
+  /** Queued provisioning: the queued resource's name (it exists: do not create it again). */
+  queuedResource?: string;
   operation?: string;
-}
-
-const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-const ZONE = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
-
-/** Node.State numbers (the Node inside an LRO result is decoded with numeric enums). */
-const NODE_STATES: Record<number, string> = {
-  0: 'STATE_UNSPECIFIED', 1: 'CREATING', 2: 'READY', 3: 'RESTARTING', 4: 'REIMAGING', 5: 'DELETING', 6: 'REPAIRING',
-  8: 'STOPPED', 9: 'STOPPING', 10: 'STARTING', 11: 'PREEMPTED', 12: 'TERMINATED', 13: 'HIDING', 14: 'HIDDEN', 15: 'UNHIDING', 16: 'UNKNOWN',
-};
-const WAIT_STATES = new Set(['STATE_UNSPECIFIED', 'CREATING', 'RESTARTING', 'REPAIRING', 'STARTING', 'REIMAGING']);
-
-export function nodeState(state: unknown): string {
-  if (typeof state === 'number') return NODE_STATES[state] ?? `STATE_${state}`;
-  return typeof state === 'string' && state !== '' ? state : 'STATE_UNSPECIFIED';
-}
-
-/** Worker VMs of a v6e slice: v6e-1/4/8 are one host; larger slices have 4 chips per host. */
-export function v6eWorkerCount(accelerator: string): number {
-  const chips = Number(/^v6e-(\d+)$/.exec(accelerator)?.[1] ?? NaN);
-  return chips <= 8 ? 1 : chips / 4;
-}
-
-/** A Cloud label value: [a-z0-9_-], at most 63 characters. */
-function labelValue(text: string): string {
-  return runSlug(text, 63);
-}
-
-/** gRPC status code of a gax error or an operation's error ({ code, message }). */
-function codeOf(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-function messageOf(error: unknown): string {
-  const e = error as { details?: unknown; message?: unknown } | null | undefined;
-  if (typeof e?.details === 'string' && e.details !== '') return e.details;
-  return typeof e?.message === 'string' ? e.message : String(error);
-}
-
-function failure(type: string, message: string, nonRetryable: boolean, details: Record<string, unknown>, cause?: unknown): ApplicationFailure {
-  return ApplicationFailure.create({ type, message, nonRetryable, details: [details], ...(cause instanceof Error ? { cause } : {}) });
-}
-
-/**
- * Maps a Cloud TPU error (synchronous or an operation's) to a typed failure. Stockout and quota
- * share code 8: the message tells them apart (tpu-gcp.md §2).
- */
-export function classifyTpuError(error: unknown, where: { node: string; zone: string; during: string }): ApplicationFailure {
-  if (error instanceof ApplicationFailure) return error;
-  const code = codeOf(error);
-  const message = messageOf(error);
-  const details = { ...where, code, message };
-  const text = `${where.during} ${where.node}: ${message}`;
-  switch (code) {
-    case grpc.status.RESOURCE_EXHAUSTED:
-      return /quota/i.test(message) ? failure('TpuQuotaExceeded', text, true, details, error) : failure('TpuStockout', text, true, details, error);
-    case grpc.status.FAILED_PRECONDITION:
-      if (/reserved capacity/i.test(message)) return failure('TpuStockout', text, true, details, error);
-      if (/unable to queue/i.test(message)) return failure('TpuInternal', text, false, details, error);
-      return failure('TpuInvalidConfig', text, true, details, error);
-    case grpc.status.INVALID_ARGUMENT:
-      if (/PREEMPTED/.test(message)) return failure('TpuPreempted', text, true, details, error);
-      return failure('TpuInvalidConfig', text, true, details, error);
-    case grpc.status.NOT_FOUND:
-      // on create: the location or the project is not there (or not visible to us).
-      return failure('TpuInvalidConfig', text, true, details, error);
-    case grpc.status.PERMISSION_DENIED:
-    case grpc.status.UNAUTHENTICATED:
-      return failure('TpuPermissionDenied', text, true, details, error);
-    default:
-      // INTERNAL (also the opaque spot stockout), UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED, UNKNOWN, a dropped channel.
-      return failure('TpuInternal', text, false, details, error);
-  }
-}
-
-function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'TpuInvalidConfig', message, nonRetryable: true });
 }
 
 interface Target {
   project: string;
+  /** The placement zone. */
+  zone: string;
+  /** Every zone of the request (release looks in all). */
   zones: string[];
   nodeId: string;
   accelerator: string;
   runtimeVersion: string;
   spot: boolean;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The current activity's heartbeat details from its previous try; undefined outside an activity. */
-function activityResumeDetails(): unknown {
-  try {
-    return Context.current().info.heartbeatDetails;
-  } catch {
-    return undefined;
-  }
-}
-
-function defaultNote(message: string): void {
-  try {
-    Context.current().log.warn(message);
-  } catch {
-    console.warn(message);
-  }
+  queued: boolean;
 }
 
 export class TpuApiComputeProvider implements ComputeProvider {
@@ -178,12 +133,22 @@ export class TpuApiComputeProvider implements ComputeProvider {
   private readonly options: TpuApiProviderOptions;
   private readonly sshUser: string;
   private readonly pollIntervalMs: number;
+  private readonly readyTimeoutMs: number;
+  private readonly deletes: DeleteSettings;
 
   constructor(options: TpuApiProviderOptions) {
     this.options = options;
     this.client = options.client ?? new v2.TpuClient(options.clientOptions ?? {});
     this.sshUser = options.sshUser ?? 'recogdrive';
     this.pollIntervalMs = options.pollIntervalMs ?? 15_000;
+    this.readyTimeoutMs = options.readyTimeoutMs ?? 45 * 60_000;
+    this.deletes = {
+      client: this.client,
+      attempts: options.deleteAttempts ?? 4,
+      retryDelayMs: options.deleteRetryDelayMs ?? 2000,
+      timeoutMs: options.deleteTimeoutMs ?? 10 * 60_000,
+      pollIntervalMs: this.pollIntervalMs,
+    };
   }
 
   /** Options for a local fake (insecure channel, no credentials). */
@@ -201,93 +166,105 @@ export class TpuApiComputeProvider implements ComputeProvider {
    */
   async acquire(request: ComputeRequest, heartbeat: (details?: unknown) => void, resumeFrom: unknown = activityResumeDetails()): Promise<ComputeLease> {
     const target = this.validate(request);
-    const zone = target.zones[0]!;
-    const parent = `projects/${target.project}/locations/${zone}`;
-    const name = `${parent}/nodes/${target.nodeId}`;
-    const where = (during: string): { node: string; zone: string; during: string } => ({ node: name, zone, during });
-
-    const previous = resumeFrom as Partial<TpuAcquireProgress> | undefined;
-    let operation = previous?.node === name && typeof previous.operation === 'string' ? previous.operation : undefined;
-    if (operation === undefined) {
-      try {
-        const [op] = await this.client.createNode({ parent, nodeId: target.nodeId, node: this.nodeSpec(request, target) });
-        operation = op.name ?? undefined;
-      } catch (error) {
-        if (codeOf(error) !== grpc.status.ALREADY_EXISTS) throw classifyTpuError(error, where('creating'));
-        // an earlier try (or a lost response) created it: adopt and poll.
-      }
-    }
-    heartbeat({ node: name, ...(operation !== undefined ? { operation } : {}) } satisfies TpuAcquireProgress);
-
-    const deadline = Date.now() + (this.options.readyTimeoutMs ?? 45 * 60_000);
+    const { zone } = target;
+    const parent = locationName(target.project, zone);
+    const name = nodeName(target.project, zone, target.nodeId);
+    const deadline = Date.now() + this.readyTimeoutMs;
     const waitOrTimeout = async (phase: string): Promise<void> => {
       if (Date.now() >= deadline) {
-        throw failure('TpuNotReady', `${name} not ready after ${this.options.readyTimeoutMs ?? 45 * 60_000} ms (${phase}); a retry adopts it`, false, { node: name, zone, phase });
+        throw failure('TpuNotReady', `${name} not ready after ${this.readyTimeoutMs} ms (${phase}); a retry adopts it`, false, { node: name, zone, phase });
       }
       await sleep(this.pollIntervalMs);
     };
+    const previous = resumeFrom as Partial<TpuAcquireProgress> | undefined;
+    let progress: TpuAcquireProgress;
 
-    // 1. The create operation, when we have one: its error is the only place a stockout shows.
-    while (operation !== undefined) {
-      let progress;
-      try {
-        progress = await this.client.checkCreateNodeProgress(operation);
-      } catch (error) {
-        if (codeOf(error) === grpc.status.NOT_FOUND) break; // operation expired: the node tells the rest
-        throw classifyTpuError(error, where('polling the create operation of'));
-      }
-      if (progress.done) {
-        if (progress.error) throw classifyTpuError(progress.error, where('creating'));
-        break;
-      }
-      heartbeat({ node: name, operation } satisfies TpuAcquireProgress);
-      await waitOrTimeout('create operation running');
-    }
-
-    // 2. The node, until READY with every worker's endpoint.
-    const expected = v6eWorkerCount(target.accelerator);
-    for (;;) {
-      let node;
-      try {
-        [node] = await this.client.getNode({ name });
-      } catch (error) {
-        if (codeOf(error) === grpc.status.NOT_FOUND) {
-          throw failure('TpuNodeLost', `${name} disappeared while waiting for it to be READY (deleted or failed); the attempt needs a new node`, true, { node: name, zone });
+    if (target.queued) {
+      const qrName = queuedResourceName(target.project, zone, target.nodeId);
+      // a previous try that heartbeated the resource created it: go on waiting, no second create.
+      const resumed = previous?.node === name && previous.queuedResource === qrName;
+      const operation = resumed
+        ? typeof previous.operation === 'string' ? previous.operation : undefined
+        : await createQueued(this.client, { parent, id: target.nodeId, node: this.nodeSpec(request, target), spot: target.spot, validForMs: this.options.queueValidForMs ?? 60 * 60_000 }, zone);
+      progress = { node: name, queuedResource: qrName, ...(operation !== undefined ? { operation } : {}) };
+      heartbeat(progress);
+      await waitUntilActive({
+        client: this.client,
+        name: qrName,
+        zone,
+        ...(operation !== undefined ? { operation } : {}),
+        beat: () => heartbeat(progress),
+        waitOrTimeout,
+        dropFailed: async () => {
+          await deleteResource(this.deletes, 'queued-resource', qrName, zone).catch((error: unknown) => {
+            (this.options.note ?? defaultNote)(`could not delete the failed queued resource ${qrName} (${messageOf(error)}); release deletes it`);
+          });
+        },
+      });
+    } else {
+      let operation = previous?.node === name && typeof previous.operation === 'string' ? previous.operation : undefined;
+      if (operation === undefined) {
+        try {
+          const [op] = await this.client.createNode({ parent, nodeId: target.nodeId, node: this.nodeSpec(request, target) });
+          operation = op.name ?? undefined;
+        } catch (error) {
+          // ALREADY_EXISTS: an earlier try (or a lost response) created it: adopt and poll.
+          if (codeOf(error) !== grpc.status.ALREADY_EXISTS) throw classifyTpuError(error, { node: name, zone, during: 'creating' });
         }
-        throw classifyTpuError(error, where('reading'));
       }
-      const state = nodeState(node.state);
-      const endpoints = node.networkEndpoints ?? [];
-      if (state === 'READY' && endpoints.length >= expected) {
-        const hostKeys = await this.hostKeys(name, endpoints.length);
-        const workers: WorkerEndpoint[] = endpoints.map((endpoint, i) => ({
-          kind: 'ssh',
-          host: this.addressOf(endpoint),
-          port: this.options.sshPort ?? 22,
-          user: this.sshUser,
-          hostKeys: hostKeys[i] ?? [],
-        }));
-        return { name: target.nodeId, backend: 'tpu-api', workers };
-      }
-      if (state === 'PREEMPTED' || state === 'TERMINATED') {
-        throw failure('TpuPreempted', `${name} is ${state} before the stage started${node.health ? ` (health ${String(node.health)})` : ''}; it must be deleted and recreated`, true, { node: name, zone, state });
-      }
-      if (!WAIT_STATES.has(state) && state !== 'READY') {
-        throw failure('TpuNodeLost', `${name} is ${state}, not becoming READY`, true, { node: name, zone, state });
-      }
-      heartbeat({ node: name, ...(operation !== undefined ? { operation } : {}) } satisfies TpuAcquireProgress);
-      await waitOrTimeout(`state ${state}, ${endpoints.length}/${expected} endpoints`);
+      progress = { node: name, ...(operation !== undefined ? { operation } : {}) };
+      heartbeat(progress);
+      await this.waitForCreateOperation(progress, zone, heartbeat, waitOrTimeout);
     }
+
+    const workers = await this.waitForReadyNode(target, name, () => heartbeat(progress), waitOrTimeout);
+    return {
+      name: target.nodeId,
+      backend: 'tpu-api',
+      workers,
+      cloud: { project: target.project, zone, spot: target.spot, machine: target.accelerator, chips: v6eChips(target.accelerator) },
+    };
   }
 
   async release(request: ComputeRequest): Promise<ReleaseResult> {
     const target = this.validate(request);
     let released = false;
     for (const zone of target.zones) {
-      const name = `projects/${target.project}/locations/${zone}/nodes/${target.nodeId}`;
-      if (await this.deleteNode(name, zone)) released = true;
+      if (target.queued && (await deleteResource(this.deletes, 'queued-resource', queuedResourceName(target.project, zone, target.nodeId), zone))) released = true;
+      // also for queued: a node the queued resource no longer holds (or a direct one) is deleted too.
+      if (await deleteResource(this.deletes, 'node', nodeName(target.project, zone, target.nodeId), zone)) released = true;
     }
     return { name: target.nodeId, released };
+  }
+
+  async health(request: ComputeRequest): Promise<LeaseHealth> {
+    const target = this.validate(request);
+    const name = nodeName(target.project, target.zone, target.nodeId);
+    const qrName = queuedResourceName(target.project, target.zone, target.nodeId);
+    const read = async <T>(call: () => Promise<[T, ...unknown[]]>, what: string): Promise<T | 'missing'> => {
+      try {
+        return (await call())[0];
+      } catch (error) {
+        if (codeOf(error) === grpc.status.NOT_FOUND) return 'missing';
+        // transient trouble is thrown as it is classified (TpuInternal is retryable): the caller retries.
+        throw classifyTpuError(error, { node: what, zone: target.zone, during: 'checking the health of' });
+      }
+    };
+    const node = await read(() => this.client.getNode({ name }), name);
+    const queued = target.queued ? await read(() => this.client.getQueuedResource({ name: qrName }), qrName) : undefined;
+    return judgeHealth({ node: name, ...(target.queued ? { queuedResource: qrName } : {}) }, node, queued, target.spot);
+  }
+
+  async listLeases(): Promise<LeaseRecord[]> {
+    if (this.options.scope === undefined || this.options.scope.length === 0) {
+      (this.options.note ?? defaultNote)('tpu-api: no janitor scope configured (projects × zones): no TPU leases listed');
+      return [];
+    }
+    return listTpuLeases(this.client, this.options.scope, this.options.listPageSize ?? 100);
+  }
+
+  async deleteLease(record: LeaseRecord): Promise<boolean> {
+    return deleteTpuLease(this.deletes, this.options.scope ?? [], record);
   }
 
   // ---- internals ---------------------------------------------------------------------
@@ -296,23 +273,29 @@ export class TpuApiComputeProvider implements ComputeProvider {
   private validate(request: ComputeRequest): Target {
     const compute = request.compute;
     if (compute.backend !== 'tpu-api') throw invalid(`the tpu-api provider was asked for backend ${compute.backend}`);
-    if (!PROJECT.test(this.options.project)) throw invalid(`"${this.options.project}" is not a Google Cloud project id (gcp.project)`);
+    const project = request.project ?? this.options.project;
+    if (project === undefined || project === '') throw invalid('no Google Cloud project: the request carries none (gcp.project) and the provider has no default');
+    if (!PROJECT_ID.test(project)) throw invalid(`"${project}" is not a Google Cloud project id (gcp.project)`);
     if (!(V6E_ACCELERATORS as readonly string[]).includes(compute.accelerator)) {
       throw invalid(`unknown accelerator "${String(compute.accelerator)}"; one of ${V6E_ACCELERATORS.join(', ')}`);
     }
     if (!Array.isArray(compute.zones) || compute.zones.length === 0) throw invalid('no zone given for the TPU (compute.zones is empty)');
-    const badZone = compute.zones.find((z) => !ZONE.test(z));
+    const badZone = compute.zones.find((z) => !ZONE_NAME.test(z));
     if (badZone !== undefined) throw invalid(`"${badZone}" is not a zone name like us-east5-b`);
+    const zone = request.placement?.zone ?? compute.zones[0]!;
+    if (!compute.zones.includes(zone)) throw invalid(`placement zone "${zone}" is not one of compute.zones (${compute.zones.join(', ')})`);
     if (!Number.isInteger(request.attempt) || request.attempt < 1) throw invalid(`attempt must be a positive integer, got ${request.attempt}`);
     const runtimeVersion = compute.runtimeVersion;
     if (typeof runtimeVersion !== 'string' || runtimeVersion === '') throw invalid('runtimeVersion is empty');
     return {
-      project: this.options.project,
+      project,
+      zone,
       zones: compute.zones,
       nodeId: computeName(request.runId, request.stage, request.attempt),
       accelerator: compute.accelerator,
       runtimeVersion,
-      spot: compute.spot === true,
+      spot: (request.placement?.spot ?? compute.spot) === true,
+      queued: compute.provisioning === 'queued',
     };
   }
 
@@ -324,16 +307,80 @@ export class TpuApiComputeProvider implements ComputeProvider {
       acceleratorType: target.accelerator,
       runtimeVersion: target.runtimeVersion,
       labels: {
-        run: labelValue(request.runId),
+        run: runSlug(request.runId, 63),
         'run-hash': shortHash(request.runId),
         stage: STAGE_SLUGS[request.stage],
         attempt: String(request.attempt),
         owner: LEASE_OWNER,
       },
       metadata,
-      schedulingConfig: target.spot ? { spot: true } : {},
+      // queued: the tier is the queued resource's (`spot: {}`), not the node's scheduling config.
+      schedulingConfig: target.spot && !target.queued ? { spot: true } : {},
       networkConfig: { enableExternalIps: this.options.externalIps ?? true },
     };
+  }
+
+  /** Direct create: its operation, when we have one, is the only place a stockout shows. */
+  private async waitForCreateOperation(
+    progress: TpuAcquireProgress,
+    zone: string,
+    heartbeat: (details?: unknown) => void,
+    waitOrTimeout: (phase: string) => Promise<void>,
+  ): Promise<void> {
+    const operation = progress.operation;
+    const where = (during: string) => ({ node: progress.node, zone, during });
+    while (operation !== undefined) {
+      let state;
+      try {
+        state = await this.client.checkCreateNodeProgress(operation);
+      } catch (error) {
+        if (codeOf(error) === grpc.status.NOT_FOUND) return; // operation expired: the node tells the rest
+        throw classifyTpuError(error, where('polling the create operation of'));
+      }
+      if (state.done) {
+        if (state.error) throw classifyTpuError(state.error, where('creating'));
+        return;
+      }
+      heartbeat(progress);
+      await waitOrTimeout('create operation running');
+    }
+  }
+
+  /** Polls the node until READY with every worker's endpoint; returns the workers. */
+  private async waitForReadyNode(target: Target, name: string, beat: () => void, waitOrTimeout: (phase: string) => Promise<void>): Promise<WorkerEndpoint[]> {
+    const { zone } = target;
+    const expected = v6eWorkerCount(target.accelerator);
+    for (;;) {
+      let node;
+      try {
+        [node] = await this.client.getNode({ name });
+      } catch (error) {
+        if (codeOf(error) === grpc.status.NOT_FOUND) {
+          throw failure('TpuNodeLost', `${name} disappeared while waiting for it to be READY (deleted or failed); the attempt needs a new node`, true, { node: name, zone });
+        }
+        throw classifyTpuError(error, { node: name, zone, during: 'reading' });
+      }
+      const state = nodeState(node.state);
+      const endpoints = node.networkEndpoints ?? [];
+      if (state === 'READY' && endpoints.length >= expected) {
+        const hostKeys = await this.hostKeys(name, endpoints.length);
+        return endpoints.map((endpoint, i) => ({
+          kind: 'ssh',
+          host: this.addressOf(endpoint),
+          port: this.options.sshPortFromEndpoint === true && endpoint.port ? endpoint.port : (this.options.sshPort ?? 22),
+          user: this.sshUser,
+          hostKeys: hostKeys[i] ?? [],
+        }));
+      }
+      if (state === 'PREEMPTED' || state === 'TERMINATED') {
+        throw failure('TpuPreempted', `${name} is ${state} before the stage started${node.health ? ` (health ${String(node.health)})` : ''}; it must be deleted and recreated`, true, { node: name, zone, state });
+      }
+      if (!['STATE_UNSPECIFIED', 'CREATING', 'RESTARTING', 'REPAIRING', 'STARTING', 'REIMAGING', 'READY'].includes(state)) {
+        throw failure('TpuNodeLost', `${name} is ${state}, not becoming READY`, true, { node: name, zone, state });
+      }
+      beat();
+      await waitOrTimeout(`state ${state}, ${endpoints.length}/${expected} endpoints`);
+    }
   }
 
   private addressOf(endpoint: { ipAddress?: string | null; accessConfig?: { externalIp?: string | null } | null }): string {
@@ -362,44 +409,5 @@ export class TpuApiComputeProvider implements ComputeProvider {
         }
       }),
     );
-  }
-
-  /** True when this call deleted the node; false when it was not there. */
-  private async deleteNode(name: string, zone: string): Promise<boolean> {
-    const attempts = this.options.deleteAttempts ?? 4;
-    let delay = this.options.deleteRetryDelayMs ?? 2000;
-    let started = false;
-    let lastError: unknown;
-    for (let attempt = 1; attempt <= attempts; attempt++) {
-      try {
-        const [op] = await this.client.deleteNode({ name });
-        started = true;
-        await this.waitForDelete(op.name ?? '', name);
-        return true;
-      } catch (error) {
-        if (codeOf(error) === grpc.status.NOT_FOUND) return started;
-        const classified = classifyTpuError(error, { node: name, zone, during: 'deleting' });
-        if (classified.nonRetryable) throw classified;
-        lastError = classified;
-      }
-      if (attempt < attempts) {
-        await sleep(delay);
-        delay *= 2;
-      }
-    }
-    throw lastError;
-  }
-
-  private async waitForDelete(operation: string, name: string): Promise<void> {
-    const deadline = Date.now() + (this.options.deleteTimeoutMs ?? 10 * 60_000);
-    for (;;) {
-      const progress = await this.client.checkDeleteNodeProgress(operation);
-      if (progress.done) {
-        if (progress.error) throw progress.error;
-        return;
-      }
-      if (Date.now() >= deadline) throw failure('TpuInternal', `delete of ${name} still running after the deadline`, false, { node: name, operation });
-      await sleep(Math.min(this.pollIntervalMs, 5000));
-    }
   }
 }

@@ -118,22 +118,18 @@ test('the tokens file holds hashes only; a presented token is matched by its has
   assert.ok(error.length > 0 && !error.includes('not json'), 'the file content is not echoed');
 });
 
-test('TPU-hours so far: chips × wall time of stages on Cloud TPU (running ones up to now), 0 for other compute and reused stages', () => {
-  const config = parsePipelineInput({
-    experiment: 'exp',
-    artifactRoot: 'gs://bucket/runs',
-    gcp: { project: 'my-project' },
-    paths: { hostRepoDir: '/home/me/recogdrive' },
-    stage1: { compute: { backend: 'tpu-api', accelerator: 'v6e-4', zones: ['us-east5-b'] } },
-    stage2: { compute: { backend: 'tpu-api', accelerator: 'v6e-8', zones: ['us-east5-b'] } },
+test('TPU-hours so far: chips × held time of every machine in the cost record (one still held up to now), 0 without records', () => {
+  const at = (time: string) => Date.parse(`2024-06-01T${time}Z`);
+  const now = at('03:00:00');
+  const usage = (name: string, chips: number, from: string, to?: string) => ({
+    name, backend: 'tpu-api' as const, attempt: 1, chips, spot: true, acquiredAt: at(from), ...(to === undefined ? {} : { releasedAt: at(to) }),
   });
-  const now = Date.parse('2024-06-01T03:00:00Z');
   const used = tpuHoursSoFar(
-    config,
     [
-      { stage: 'stage1', decision: 'RUN', state: 'succeeded', attempt: 1, startedAt: '2024-06-01T00:00:00Z', endedAt: '2024-06-01T02:00:00Z' },
-      { stage: 'stage2', decision: 'RUN', state: 'running', attempt: 1, startedAt: '2024-06-01T02:30:00Z' },
-      { stage: 'metricCache', decision: 'RUN', state: 'running', attempt: 1, startedAt: '2024-06-01T00:00:00Z' },
+      // a preempted v6e-4 for 1 h, then its replacement for 1 h
+      { stage: 'stage1', decision: 'RUN', state: 'succeeded', attempt: 2, compute: [usage('a', 4, '00:00:00', '01:00:00'), usage('b', 4, '01:00:00', '02:00:00')] },
+      { stage: 'stage2', decision: 'RUN', state: 'running', attempt: 1, compute: [usage('c', 8, '02:30:00')] },
+      { stage: 'metricCache', decision: 'RUN', state: 'running', attempt: 1, compute: [usage('d', 0, '00:00:00')] },
       { stage: 'featureCache', decision: 'REUSE', state: 'reused', attempt: 0 },
     ],
     now,

@@ -3,6 +3,7 @@
  * stage runs on Cloud TPU with the same accelerator as in the source run, and the source run
  * ran it to completion (its wall time × the slice's chips). Otherwise null ("no estimate").
  */
+import { tpuHoursOf } from '../../pipeline/cost.ts';
 import type { PipelineConfig } from '../../pipeline/input.ts';
 import type { PlannedStage } from '../../pipeline/plan.ts';
 import type { StageStatus } from '../../pipeline/status.ts';
@@ -45,24 +46,16 @@ export function totalTpuHours(estimates: ReadonlyArray<number | null>): number |
 }
 
 /**
- * TPU-hours a run has used so far, per stage: the slice's chips × the stage's wall time (from
- * its start, or until its end) on Cloud TPU compute, 0 elsewhere (local, static, CPU VMs). An
- * upper bound until compute records its own acquire/release times (the compute issue's cost record).
+ * TPU-hours a run has used so far, per stage, from the cost record: every machine a stage held
+ * (chips × acquired → released, one still held up to now), failed and preempted attempts
+ * included; 0 for stages without cloud TPUs (local, static, CPU VMs) and reused stages.
  */
-export function tpuHoursSoFar(
-  config: PipelineConfig | undefined,
-  stages: readonly StageStatus[],
-  now: number,
-): { total: number; byStage: Record<string, number> } {
+export function tpuHoursSoFar(stages: readonly StageStatus[], now: number): { total: number; byStage: Record<string, number> } {
   const byStage: Record<string, number> = {};
   let total = 0;
   for (const s of stages) {
-    const compute = config?.[s.stage].compute;
-    const chips = compute?.backend === 'tpu-api' ? chipsOf(compute.accelerator) : undefined;
-    const start = s.startedAt === undefined ? Number.NaN : Date.parse(s.startedAt);
-    const end = s.endedAt === undefined ? now : Date.parse(s.endedAt);
-    const hours = chips === undefined || !Number.isFinite(start) || !Number.isFinite(end) || s.decision !== 'RUN' ? 0 : (chips * Math.max(0, end - start)) / 3_600_000;
-    byStage[s.stage] = Math.round(hours * 100) / 100;
+    const hours = tpuHoursOf(s.compute ?? [], now);
+    byStage[s.stage] = hours;
     total += hours;
   }
   return { total: Math.round(total * 100) / 100, byStage };

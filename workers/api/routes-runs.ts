@@ -5,14 +5,14 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Client } from '@temporalio/client';
-import { parsePipelineInput, type PipelineConfig } from '../../pipeline/input.ts';
+import { parsePipelineInput } from '../../pipeline/input.ts';
 import { defaultRunId } from '../../pipeline/naming.ts';
 import type { RunState } from '../../pipeline/status.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { EXPERIMENT_ATTRIBUTE, RERUN_OF_ATTRIBUTE, STATUS_ATTRIBUTE } from '../../workflows/search-attributes.ts';
 import { HttpError } from './errors.ts';
 import { tpuHoursSoFar } from './estimate.ts';
-import { describeRun, PIPELINE_WORKFLOW, runInput, startOnce } from './runs.ts';
+import { describeRun, PIPELINE_WORKFLOW, startOnce } from './runs.ts';
 import { Experiment, PipelineInputBody, RUN_STATES, RunId, RunParams } from './schemas.ts';
 
 export interface RunsRoutesOptions {
@@ -115,7 +115,7 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
     {
       schema: {
         summary: 'A run\'s status',
-        description: 'Per stage: decision and reason, state, attempt, progress, artifacts (the run\'s status query); TPU-hours so far (chips × wall time of stages on Cloud TPU); plus Temporal\'s view of the workflow.',
+        description: 'Per stage: decision and reason, state, attempt, progress, artifacts (the run\'s status query); TPU-hours so far (from the cost record: chips × time each TPU was held, preempted ones included); plus Temporal\'s view of the workflow.',
         tags: ['runs'],
         params: RunParams,
       },
@@ -130,15 +130,9 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
       } catch (error) {
         statusError = `the run's status query failed: ${(error as Error).message}`;
       }
-      let config: PipelineConfig | undefined;
-      try {
-        config = parsePipelineInput(await runInput(client, id));
-      } catch {
-        config = undefined; // an input that no longer validates: no TPU accounting for it
-      }
       return {
         runId: id,
-        ...(status === null ? {} : { tpuHours: tpuHoursSoFar(config, status.stages, Date.now()) }),
+        ...(status === null ? {} : { tpuHours: tpuHoursSoFar(status.stages, Date.now()) }),
         temporal: {
           status: description.status.name,
           runId: description.runId,

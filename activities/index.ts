@@ -253,14 +253,27 @@ export function createActivities(deps: ActivityDependencies) {
     },
 
     // The janitor (workflows/janitor.ts): leaked compute of closed or unknown runs.
-    /** Every machine of every backend that can list its own (all backends, or those named), with its labels. */
-    async listLeakCandidates(request: { backends?: ComputeBackend[] }): Promise<LeaseRecord[]> {
+    /**
+     * Every machine of every backend that can list its own (all backends, or those named), with
+     * its labels. A backend that cannot be listed (no credentials, API down) is reported, not
+     * fatal: the others are still cleaned. Fails only when no backend could be listed.
+     */
+    async listLeakCandidates(request: { backends?: ComputeBackend[] }): Promise<{ leases: LeaseRecord[]; unlisted: Array<{ backend: ComputeBackend; error: string }> }> {
       const leases: LeaseRecord[] = [];
+      const unlisted: Array<{ backend: ComputeBackend; error: string }> = [];
+      let listed = 0;
       for (const [backend, found] of Object.entries(deps.compute) as Array<[ComputeBackend, ComputeProvider | undefined]>) {
         if (request.backends !== undefined && !request.backends.includes(backend)) continue;
-        if (found?.listLeases !== undefined) leases.push(...(await found.listLeases()));
+        if (found?.listLeases === undefined) continue;
+        try {
+          leases.push(...(await found.listLeases()));
+          listed++;
+        } catch (error) {
+          unlisted.push({ backend, error: (error as Error).message });
+        }
       }
-      return leases;
+      if (listed === 0 && unlisted.length > 0) throw new Error(`no compute backend could be listed: ${unlisted.map((u) => `${u.backend}: ${u.error}`).join('; ')}`);
+      return { leases, unlisted };
     },
 
     /** Per workflow id its Temporal state: 'unknown' when Temporal has no such workflow, 'unreadable' when describing it failed. */

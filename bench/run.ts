@@ -6,6 +6,8 @@
  * the machines are shared and noisy, so compare medians across runs.
  *   BENCH_RUNS (default 3) pipelines per stage length; BENCH_STAGE_MS (default "2000,10000");
  *   BENCH_STAGES (default 100) watched stages; BENCH_SKIP_SSH=1 skips the SSH part.
+ * Then cloud TPU recovery: preemption → replacement running, and orphans after a chaos run
+ * (bench/preemption.ts; BENCH_TPU_CREATE_MS, BENCH_PREEMPTIONS, BENCH_CHAOS_RUNS, BENCH_SKIP_CLOUD=1).
  * Then the object-store cost of the completion protocol, verification, reuse and planning
  * against the Cloud Storage emulator (bench/artifact-store.ts; BENCH_CACHE_FILES, BENCH_SKIP_ARTIFACTS=1).
  */
@@ -67,6 +69,8 @@ if (process.env.BENCH_SKIP_SSH === '1') {
   console.log('docker-over-SSH bench skipped: run `bash test/testbed/install.sh` first (sshd, podman)');
 } else {
   for (const bench of ['ssh-watch.ts', 'ssh-worker-load.ts']) await runBench(bench);
+  if (process.env.BENCH_SKIP_CLOUD === '1') console.log('cloud TPU recovery bench skipped (BENCH_SKIP_CLOUD=1)');
+  else await runBench('preemption.ts');
 }
 
 if (process.env.BENCH_SKIP_ARTIFACTS === '1') console.log('artifact-store bench skipped (BENCH_SKIP_ARTIFACTS=1)');

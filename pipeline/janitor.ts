@@ -186,6 +186,8 @@ export interface JanitorReport {
   deleted: DeletedEntry[];
   kept: JanitorEntry[];
   failed: FailedEntry[];
+  /** Backends whose machines could not be listed this time (their leaks, if any, wait for the next run). */
+  unlisted?: Array<{ backend: string; error: string }>;
 }
 
 export function janitorEntry(lease: LeaseRecord, reason: string): JanitorEntry {

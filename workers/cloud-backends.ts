@@ -35,11 +35,11 @@ export function createCloudBackends(config: WorkerConfig, key: SshKey): CloudBac
     sshUser: config.RECOGDRIVE_CLOUD_SSH_USER,
     sshPublicKey: publicKeyOf(key),
     pollIntervalMs: config.RECOGDRIVE_CLOUD_POLL_INTERVAL_MS,
-    sshPortFromEndpoint: config.RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT,
   };
   const tpuEndpoint = config.RECOGDRIVE_TPU_API_ENDPOINT;
   const tpu = new TpuApiComputeProvider({
     ...common,
+    sshPortFromEndpoint: config.RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT,
     ...(tpuEndpoint === undefined ? {} : { clientOptions: TpuApiComputeProvider.fakeClientOptions(Number(tpuEndpoint.split(':')[1]), tpuEndpoint.split(':')[0]) }),
   });
   const gceEndpoint = config.RECOGDRIVE_COMPUTE_API_ENDPOINT;

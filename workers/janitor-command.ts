@@ -91,6 +91,7 @@ export function formatJanitorReport(report: JanitorReport): string {
   ];
   for (const e of report.deleted) lines.push(entryLine(e.outcome === 'would-delete' ? 'would delete' : e.outcome === 'already-gone' ? 'already gone' : 'deleted', e));
   for (const e of report.failed) lines.push(`${entryLine('FAILED', e)}: ${e.error}`);
+  for (const u of report.unlisted ?? []) lines.push(`  ${'NOT LISTED'.padEnd(13)} ${u.backend}: ${u.error}`);
   for (const e of report.kept) lines.push(entryLine('kept', e));
   if (total === 0) lines.push('  no leases');
   return lines.join('\n');
@@ -147,6 +148,7 @@ export function registerJanitorCommands(program: Command, deps: JanitorCliDeps):
       });
       console.log(opts.json === true ? JSON.stringify(report, null, 2) : formatJanitorReport(report));
       if (report.failed.length > 0) throw deps.fail(`${report.failed.length} lease(s) could not be deleted`, deps.exit.runFailed);
+      if ((report.unlisted ?? []).length > 0) throw deps.fail(`the machines of ${report.unlisted!.map((u) => u.backend).join(', ')} could not be listed`, deps.exit.runFailed);
     });
 
   janitor

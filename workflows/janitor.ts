@@ -17,6 +17,7 @@ import {
   workflowsToCheck,
   type JanitorInput,
   type JanitorReport,
+  type LeaseRecord,
   type RunStateInfo,
 } from '../pipeline/janitor.ts';
 
@@ -33,13 +34,16 @@ const { deleteLeases } = proxyActivities<RecogdriveActivities>({
 
 export async function recogdriveJanitor(input: JanitorInput): Promise<JanitorReport> {
   const { dryRun, graceMs } = validated(input);
-  const leases = await listLeakCandidates({});
+  const listing: LeaseRecord[] | { leases: LeaseRecord[]; unlisted: JanitorReport['unlisted'] } = await listLeakCandidates({});
+  // Janitor runs started before backends were listed one by one got a plain list.
+  const leases = Array.isArray(listing) ? listing : listing.leases;
+  const unlisted = Array.isArray(listing) ? [] : (listing.unlisted ?? []);
   const ids = workflowsToCheck(leases);
   const states: Record<string, RunStateInfo> = ids.length === 0 ? {} : await runStates({ runIds: ids });
   const now = Date.now();
   const decisions = decideLeaks(leases, states, now, graceMs);
 
-  const report: JanitorReport = { checkedAt: new Date(now).toISOString(), dryRun, graceMs, deleted: [], kept: [], failed: [] };
+  const report: JanitorReport = { checkedAt: new Date(now).toISOString(), dryRun, graceMs, deleted: [], kept: [], failed: [], ...(unlisted.length === 0 ? {} : { unlisted }) };
   const toDelete = decisions.filter((d) => d.action === 'delete');
   for (const d of decisions) if (d.action === 'keep') report.kept.push(janitorEntry(d.lease, d.reason));
   if (dryRun) {

@@ -45,7 +45,15 @@ test('plan --json gives every stage its decision and complete launch spec', asyn
     assert.ok(stage.compute && stage.verification && stage.limits);
   }
   const metric = plan.stages.find((s) => s.stage === 'metricCache')!;
-  assert.deepEqual(metric.compute, { backend: 'compute-engine', machineType: 'n2-standard-64', zones: ['us-east5-b'], spot: false });
+  assert.deepEqual(metric.compute, {
+    backend: 'compute-engine',
+    machineType: 'n2-standard-64',
+    zones: ['us-east5-b'],
+    spot: false,
+    bootImage: 'projects/cos-cloud/global/images/family/cos-stable',
+    bootDiskGb: 200,
+    failover: { maxAttemptsPerZone: 2, maxCapacityRounds: 6, backoff: 60_000, backoffMax: 1_800_000, maxNodeLosses: 20, healthCheckInterval: 30_000 },
+  });
   assert.equal(plan.stages.find((s) => s.stage === 'stage2')!.compute!.backend, 'tpu-api');
 });
 

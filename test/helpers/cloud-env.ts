@@ -1,0 +1,111 @@
+/**
+ * Cloud TPU compute made of local parts, for tests on a real Temporal server: the fake Cloud
+ * TPU API (gRPC, the real v2.TpuClient talks to it) whose nodes' workers are test bed workers
+ * (real sshd + podman), one test bed worker per node in turn, with that worker's real host key
+ * in the node's guest attributes. The worker process reaches the fake through the same settings
+ * a deployment uses (RECOGDRIVE_GCP_PROJECTS, RECOGDRIVE_TPU_API_ENDPOINT...).
+ */
+import type { StageName } from '../../pipeline/stages.ts';
+import { FakeComputeEngine } from '../fakes/compute-engine/server.ts';
+import { FakeTpuApi, type FakeNode } from '../fakes/tpu-api/server.ts';
+import type { Testbed } from '../testbed/testbed.ts';
+import type { TestEnv } from './local-env.ts';
+import { testbedWorkerEnv } from './testbed-input.ts';
+
+export const PROJECT = 'chaos-project';
+export const ZONES = ['us-east5-a', 'us-east5-b'] as const;
+
+export interface FakeTpuCloud {
+  fake: FakeTpuApi;
+  /** Compute Engine's fake: the worker's compute-engine backend (and the janitor) talk to it. */
+  gce: FakeComputeEngine;
+  /** The test bed worker a node's worker 0 is. */
+  slotOf(nodeName: string): number | undefined;
+  /** Nodes of a run (by the exact run id in their metadata). */
+  nodesOf(runId: string): FakeNode[];
+  stop(): Promise<void>;
+}
+
+export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?: number } = {}): Promise<FakeTpuCloud> {
+  const slots = new Map<string, number>();
+  let next = 0;
+  const fake = new FakeTpuApi({
+    createDelayMs: options.createDelayMs ?? 300,
+    addressFor: (node, worker) => {
+      let slot = slots.get(node.name);
+      if (slot === undefined) {
+        slot = next++ % bed.workers.length;
+        slots.set(node.name, slot);
+      }
+      const bedWorker = bed.workers[(slot + worker) % bed.workers.length]!;
+      return { ipAddress: bedWorker.address, port: bedWorker.port, hostKeys: [bedWorker.hostKey] };
+    },
+  });
+  const gce = new FakeComputeEngine();
+  await Promise.all([fake.start(), gce.start()]);
+  return {
+    fake,
+    gce,
+    slotOf: (name) => slots.get(name),
+    nodesOf: (runId) => fake.allNodes().filter((n) => n.metadata['recogdrive-run'] === runId),
+    stop: async () => {
+      await Promise.all([fake.stop(), gce.stop()]);
+    },
+  };
+}
+
+/** A worker's environment: the test bed's SSH key and the fake as the Cloud TPU API. */
+export function cloudWorkerEnv(bed: Testbed, cloud: FakeTpuCloud): NodeJS.ProcessEnv {
+  return {
+    ...testbedWorkerEnv(bed),
+    RECOGDRIVE_GCP_PROJECTS: PROJECT,
+    RECOGDRIVE_GCP_ZONES: ZONES.join(','),
+    RECOGDRIVE_TPU_API_ENDPOINT: `127.0.0.1:${cloud.fake.port}`,
+    RECOGDRIVE_COMPUTE_API_ENDPOINT: `http://127.0.0.1:${cloud.gce.port}`,
+    RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT: 'true',
+    RECOGDRIVE_CLOUD_SSH_USER: bed.workers[0]!.user,
+    RECOGDRIVE_CLOUD_POLL_INTERVAL_MS: '100',
+  };
+}
+
+/** The test bed image pinned by digest (cloud backends take pinned images only). */
+export async function pinnedTestbedImage(bed: Testbed): Promise<string> {
+  const tag = bed.images[0]!;
+  const { stdout, code, stderr } = await bed.docker(0, ['image', 'inspect', '--format', '{{.Digest}}', tag]);
+  if (code !== 0) throw new Error(`cannot read the digest of ${tag}: ${stderr}`);
+  return `${tag.split(':')[0]}@${stdout.trim()}`;
+}
+
+export interface TpuStage {
+  env?: Record<string, string>;
+  /** compute fields over the defaults (v6e-8 in both zones, on-demand, 1 s back-off, 1 s health checks). */
+  compute?: Record<string, unknown>;
+  settings?: Record<string, unknown>;
+}
+
+/** The embedded default's input with the given stages on (fake) Cloud TPUs. */
+export function tpuInput(env: TestEnv, image: string, stages: Partial<Record<StageName, TpuStage>>, extra: Record<string, unknown> = {}) {
+  const base = env.input({ stages: Object.keys(stages) as StageName[] }) as unknown as Record<string, Record<string, unknown>>;
+  const input: Record<string, unknown> = {
+    ...base,
+    gcp: { project: PROJECT },
+    images: { stage1: image, unified: image },
+    orchestration: { heartbeatTimeout: '3 seconds', progressInterval: '1 second', pollInterval: '1 second' },
+    ...extra,
+  };
+  for (const [stage, spec] of Object.entries(stages)) {
+    input[stage] = {
+      ...base[stage],
+      compute: {
+        backend: 'tpu-api',
+        accelerator: 'v6e-8',
+        zones: [...ZONES],
+        ...spec.compute,
+        failover: { backoff: '1s', healthCheckInterval: '1s', ...(spec.compute?.failover as object | undefined) },
+      },
+      env: { RECOGDRIVE_SIM_DURATION_MS: '1500', ...spec.env },
+      ...spec.settings,
+    };
+  }
+  return input;
+}

@@ -1,0 +1,211 @@
+/**
+ * Cloud TPU compute end to end, with faults: a real Temporal server and worker, the real
+ * v2.TpuClient against the fake Cloud TPU API, and nodes whose workers are test bed workers
+ * (real sshd + podman running the stage image). Stockout → next zone; preemption mid-stage →
+ * new VM, old one deleted, retry budget untouched, spot → on-demand fall-back; cancel while
+ * provisioning → nothing left; worker killed while provisioning → the same create resumed;
+ * the janitor deletes a planted orphan and spares a live run's VM.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { computeName, containerName, shortHash, stageWorkflowId } from '../../pipeline/naming.ts';
+import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+import { runJanitorOnce } from '../../workers/janitor-command.ts';
+import { runFailure } from '../helpers/assertions.ts';
+import { cloudWorkerEnv, pinnedTestbedImage, PROJECT, startFakeTpuCloud, tpuInput, ZONES, type FakeTpuCloud } from '../helpers/cloud-env.ts';
+import { startTestEnv, waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
+import { testbedSkip } from './requirements.ts';
+import { startTestbed, type Testbed } from './testbed.ts';
+
+const skip = testbedSkip();
+let bed: Testbed;
+let cloud: FakeTpuCloud;
+let env: TestEnv;
+let image: string;
+
+before(async () => {
+  if (skip) return;
+  bed = await startTestbed({ workers: 3, dir: join(PROJECT_ROOT, '.data', 'testbed-cloud') });
+  cloud = await startFakeTpuCloud(bed);
+  env = await startTestEnv({ env: cloudWorkerEnv(bed, cloud) });
+  image = await pinnedTestbedImage(bed);
+});
+after(async () => {
+  await env?.close();
+  await cloud?.stop();
+  await bed?.stop();
+});
+
+const createsOf = (nodeId: string) =>
+  cloud.fake.requests.filter((r) => r.method === 'CreateNode' && (r.request as { nodeId?: string }).nodeId === nodeId);
+
+/** Polls until `check` holds (the fake's state changes as the workflow's cleanup runs). */
+async function eventually(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('a stockout in the first zone runs the stage in the next zone, and no node is left in either', { skip }, async () => {
+  cloud.fake.stockout(ZONES[0]);
+  try {
+    const handle = await env.start('cloud-stockout', tpuInput(env, image, { metricCache: {} }));
+    const summary = (await handle.result()) as RunSummary;
+    const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
+    assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+    assert.deepEqual(
+      stage.compute!.map((u) => [u.zone, u.outcome]),
+      [[ZONES[1], 'succeeded']],
+      'held one machine, in the second zone',
+    );
+    const creates = createsOf(computeName('cloud-stockout', 'metricCache', 1));
+    assert.deepEqual(
+      creates.map((r) => (r.request as { parent: string }).parent),
+      ZONES.map((z) => `projects/${PROJECT}/locations/${z}`),
+      'one create in the stocked-out zone, then one in the next',
+    );
+    assert.deepEqual(cloud.nodesOf('cloud-stockout'), [], 'nothing left');
+  } finally {
+    cloud.fake.stockout(ZONES[0], false);
+  }
+});
+
+test('a preemption mid-stage gets a new VM (on-demand after the fall-back), deletes the old one and completes without using the retry budget', { skip }, async () => {
+  const runId = 'cloud-preempt';
+  const handle = await env.start(
+    runId,
+    tpuInput(env, image, {
+      metricCache: {
+        env: { RECOGDRIVE_SIM_DURATION_MS: '12000' },
+        compute: { spot: true, failover: { spotFallbackAfterPreemptions: 1 } },
+        // One attempt only: if the preemption counted against it, the stage would fail.
+        settings: { maxAttempts: 1 },
+      },
+    }),
+  );
+  await waitUntilRunning(handle, 'metricCache');
+  const [first] = cloud.nodesOf(runId);
+  assert.ok(first !== undefined && first.spot, 'a spot node runs the stage');
+  const slot = cloud.slotOf(first.name)!;
+
+  // The VM dies: the cloud says PREEMPTED, its SSH goes away with its containers.
+  const preemptedAt = Date.now();
+  cloud.fake.preemptAt(first.name);
+  await bed.stopWorker(slot);
+  let noticedMs: number;
+  try {
+    await bed.docker(slot, ['rm', '-f', containerName(runId, 'metricCache')]);
+    const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
+    const status = await waitForStatus(handle, (s) => metricCache(s).attempt === 2 && metricCache(s).phase === 'running', 60_000);
+    noticedMs = Date.now() - preemptedAt;
+    assert.match(metricCache(status).computeEvent ?? '', /preemption 1 .*on-demand/);
+  } finally {
+    await bed.startWorker(slot);
+  }
+
+  const summary = (await handle.result()) as RunSummary;
+  const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
+  assert.equal(stage.attempts, 2);
+  assert.deepEqual(
+    stage.compute!.map((u) => [u.name, u.spot, u.outcome]),
+    [
+      [first.nodeId, true, 'preempted'],
+      [first.nodeId.replace(/-1$/, '-2'), false, 'succeeded'],
+    ],
+  );
+  assert.equal(cloud.fake.node(first.name), undefined, 'the preempted node was deleted');
+  assert.deepEqual(cloud.nodesOf(runId), [], 'nothing left');
+  assert.ok(noticedMs < 60_000, `replacement running ${noticedMs} ms after the preemption`);
+});
+
+test('cancelling a run while its TPU is being created leaves no node behind', { skip }, async () => {
+  const runId = 'cloud-cancel';
+  cloud.fake.createDelayMs = 20_000;
+  try {
+    const handle = await env.start(runId, tpuInput(env, image, { metricCache: {} }));
+    await eventually(() => cloud.nodesOf(runId).length === 1, 'the node is being created');
+    await handle.cancel();
+    await runFailure(handle.result()).catch(() => {}); // cancelled, not succeeded
+    await eventually(() => cloud.nodesOf(runId).length === 0, 'the node is deleted after the cancel');
+    // The stage workflow's release ran in a non-cancellable scope: wait for it to end, then look again.
+    await env.stack.client.workflow.getHandle(stageWorkflowId(runId, 'metricCache')).result().catch(() => {});
+    assert.deepEqual(cloud.nodesOf(runId), [], 'still nothing after the stage workflow ended');
+  } finally {
+    cloud.fake.createDelayMs = 300;
+  }
+});
+
+test('killing the worker process while a TPU is being created resumes the same create: one CreateNode, no orphan, the stage completes', { skip }, async () => {
+  const runId = 'cloud-worker-killed';
+  const taskQueue = 'cloud-restart';
+  const startWorker = (): ChildProcess =>
+    spawn(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), 'worker'], {
+      env: { ...cloudWorkerEnv(bed, cloud), TEMPORAL_ADDRESS: env.stack.server.address, RECOGDRIVE_TASK_QUEUE: taskQueue, RECOGDRIVE_DATA_DIR: env.dataDir },
+      stdio: 'ignore',
+    });
+  cloud.fake.createDelayMs = 10_000;
+  let worker = startWorker();
+  try {
+    const handle = await env.stack.client.workflow.start('recogdrivePipeline', { workflowId: runId, taskQueue, args: [tpuInput(env, image, { metricCache: {} })] });
+    await eventually(() => cloud.nodesOf(runId).length === 1, 'the node is being created', 60_000);
+    const [node] = cloud.nodesOf(runId);
+    worker.kill('SIGKILL');
+    await new Promise((resolve) => worker.once('exit', resolve));
+    worker = startWorker();
+
+    const summary = (await handle.result()) as RunSummary;
+    assert.equal(summary.stages.find((s) => s.stage === 'metricCache')!.attempts, 1);
+    assert.equal(createsOf(node!.nodeId).length, 1, 'the retried activity resumed the create operation instead of creating again');
+    assert.deepEqual(cloud.nodesOf(runId), [], 'nothing left');
+  } finally {
+    cloud.fake.createDelayMs = 300;
+    worker.kill('SIGKILL');
+  }
+});
+
+test('the janitor deletes a planted orphan TPU and spares the VM of a live run', { skip }, async () => {
+  const live = await env.start('cloud-janitor-live', tpuInput(env, image, { metricCache: { env: { RECOGDRIVE_SIM_DURATION_MS: '10000' } } }));
+  await waitUntilRunning(live, 'metricCache');
+  const [liveNode] = cloud.nodesOf('cloud-janitor-live');
+  const orphan = cloud.fake.seedNode(`projects/${PROJECT}/locations/${ZONES[1]}`, 'rd-gone-run-stage2-1', 'v6e-8', 'READY', {
+    labels: { owner: 'recogdrive', run: 'gone-run', stage: 'stage2', attempt: '1' },
+    metadata: { 'recogdrive-run': 'gone-run', 'recogdrive-stage': 'stage2' },
+  });
+  const gceOrphan = cloud.gce.seedInstance({
+    project: PROJECT,
+    zone: ZONES[0],
+    name: 'rd-gone-gce-run-metric-1',
+    labels: { owner: 'recogdrive', run: 'gone-gce-run', 'run-hash': shortHash('gone-gce-run'), stage: 'metric', attempt: '1' },
+    metadata: { 'recogdrive-run': 'gone-gce-run', 'recogdrive-stage': 'metricCache' },
+  });
+  const stranger = cloud.fake.seedNode(`projects/${PROJECT}/locations/${ZONES[1]}`, 'someone-elses-tpu', 'v6e-8', 'READY');
+
+  const report = await runJanitorOnce(env.stack.client, { dryRun: false, graceMs: 0, taskQueue: env.stack.taskQueue, workflowId: 'cloud-janitor' });
+  const outcome = (name: string) => [...report.deleted, ...report.kept].find((e) => e.name === name);
+  assert.ok(report.deleted.some((e) => e.name === orphan.name), `the orphan was deleted: ${JSON.stringify(report)}`);
+  assert.equal(cloud.fake.node(orphan.name), undefined);
+  assert.equal(cloud.gce.instance(gceOrphan.name), undefined, 'the Compute Engine orphan was deleted too');
+  assert.equal(report.unlisted, undefined, 'every backend was listed');
+  assert.match(outcome(liveNode!.name)?.reason ?? '', /running/);
+  assert.ok(cloud.fake.node(liveNode!.name) !== undefined, 'the live run keeps its VM');
+  assert.ok(cloud.fake.node(stranger.name) !== undefined, 'a node without our labels is not ours to list or delete');
+  assert.equal(outcome(stranger.name), undefined);
+
+  const summary = (await live.result()) as RunSummary;
+  assert.equal(summary.stages.find((s) => s.stage === 'metricCache')!.outputs!.tokens, env.dataset.trainTokens);
+  assert.deepEqual(cloud.nodesOf('cloud-janitor-live'), []);
+});
+
+test('a run for a project this worker does not serve fails before any TPU API call', { skip }, async () => {
+  const before = cloud.fake.totalCalls();
+  const handle = await env.start('cloud-wrong-project', { ...tpuInput(env, image, { metricCache: {} }), gcp: { project: 'other-project' } });
+  const failure = await runFailure(handle.result());
+  assert.equal(failure.type, 'BackendUnavailable');
+  assert.match(failure.message, /serves the projects chaos-project, not other-project/);
+  assert.equal(cloud.fake.totalCalls(), before, 'no call reached the TPU API');
+});

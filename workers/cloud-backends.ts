@@ -45,6 +45,8 @@ export function createCloudBackends(config: WorkerConfig, key: SshKey): CloudBac
   const gceEndpoint = config.RECOGDRIVE_COMPUTE_API_ENDPOINT;
   const gce = new ComputeEngineComputeProvider({
     ...common,
+    // A VM has no field for its SSH port: an emulator publishes it as a guest attribute.
+    sshPortFromGuestAttributes: config.RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT,
     ...(gceEndpoint === undefined ? {} : { clientOptions: ComputeEngineComputeProvider.fakeClientOptions(Number(new URL(gceEndpoint).port), new URL(gceEndpoint).hostname) }),
   });
   return {

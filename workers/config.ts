@@ -44,7 +44,11 @@ const Env = z.object({
   /** Emulators of the Cloud TPU API (host:port, plaintext) and of Compute Engine (http://host:port), for tests. */
   RECOGDRIVE_TPU_API_ENDPOINT: z.string().regex(/^[A-Za-z0-9.-]+:\d+$/, 'host:port').optional(),
   RECOGDRIVE_COMPUTE_API_ENDPOINT: z.string().regex(/^http:\/\/[A-Za-z0-9.-]+:\d+$/, 'http://host:port').optional(),
-  /** Emulators only: a VM's SSH port is the port of its network endpoint (the real APIs put the TPU runtime's port there). */
+  /**
+   * Emulators only: a VM's SSH port is the one the emulator gives it — a TPU worker's network
+   * endpoint port (the real API puts the TPU runtime's port there), a Compute Engine VM's guest
+   * attribute recogdrive/ssh-port (real VMs have none). Never set it against the real APIs.
+   */
   RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
 });
 

@@ -9,7 +9,9 @@
  * alreadyExists adopts the VM. The operation name goes into the heartbeat details
  * ({ instance, operation }); a retried activity resumes that operation instead of inserting
  * again. The VM is polled (a heartbeat every poll) until RUNNING; its one worker is the VM's
- * external address (else internal) with the SSH host keys from its guest attributes.
+ * external address (else internal) with the SSH host keys from its guest attributes (and, for
+ * emulators only, with sshPortFromGuestAttributes, its SSH port from the guest attribute
+ * recogdrive/ssh-port).
  *
  * release: delete in every zone of compute.zones (a VM is only ever in one), waiting for the
  * operation; not found counts as released: false. Transient delete failures are retried here
@@ -60,6 +62,12 @@ export interface ComputeEngineProviderOptions {
   sshPort?: number;
   /** Emulators: where the VM's SSH really listens (a fake maps VMs onto local sshd ports). */
   sshEndpointFor?: (vm: { project: string; zone: string; name: string; address: string }) => { host: string; port: number };
+  /**
+   * Emulators only: take the VM's SSH port from its guest attribute `recogdrive/ssh-port` (an
+   * emulator that maps VMs onto local sshd ports publishes it there; a real VM has no such
+   * attribute), else sshPort. Ignored when sshEndpointFor is given. Default false.
+   */
+  sshPortFromGuestAttributes?: boolean;
   /** Which address to hand out: the external one when the VM has it (default), or always the internal one. */
   address?: 'external-if-present' | 'internal';
   /** Give the VM an ephemeral external IP (ONE_TO_ONE_NAT). Default true. */
@@ -105,6 +113,8 @@ const COMING_UP = new Set(['PROVISIONING', 'STAGING', 'PENDING', 'STATUS_UNSPECI
 const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const PREEMPTED_OPERATION = 'compute.instances.preempted';
 const NOT_READY = /\bis not ready\b|\bresourceNotReady\b/;
+/** Emulators (sshPortFromGuestAttributes): the guest attribute holding the port the VM's SSH really listens on. */
+export const SSH_PORT_ATTRIBUTE = { namespace: 'recogdrive', key: 'ssh-port' } as const;
 
 /** Why a machine type cannot be used, or undefined when it is a known Compute Engine machine type. */
 export function machineTypeProblem(machineType: unknown): string | undefined {
@@ -535,7 +545,7 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
 
   private async lease(vm: Instance, target: Target, address: string): Promise<ComputeLease> {
     const { project, zone, name } = target;
-    const endpoint = this.options.sshEndpointFor?.({ project, zone, name, address }) ?? { host: address, port: this.options.sshPort ?? 22 };
+    const endpoint = this.options.sshEndpointFor?.({ project, zone, name, address }) ?? { host: address, port: await this.sshPortOf(project, zone, name) };
     const machine = lastSegment(vm.machineType) || target.machineType;
     return {
       name,
@@ -544,6 +554,29 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       // What the VM is (an adopted VM may differ from the request), for health checks and the cost record.
       cloud: { project, zone, spot: isSpot(vm), machine, chips: chipsOf(machine) },
     };
+  }
+
+  /** sshPort (default 22), or with sshPortFromGuestAttributes the emulator's `recogdrive/ssh-port` guest attribute when it is a port. */
+  private async sshPortOf(project: string, zone: string, name: string): Promise<number> {
+    const fallback = this.options.sshPort ?? 22;
+    if (this.options.sshPortFromGuestAttributes !== true) return fallback;
+    const note = this.options.note ?? defaultNote;
+    const path = `projects/${project}/zones/${zone}/instances/${name}`;
+    let value: string | undefined;
+    try {
+      const [attributes] = await this.instances.getGuestAttributes({ project, zone, instance: name, queryPath: `${SSH_PORT_ATTRIBUTE.namespace}/${SSH_PORT_ATTRIBUTE.key}` });
+      value = (attributes.queryValue?.items ?? []).find((item) => item.namespace === SSH_PORT_ATTRIBUTE.namespace && item.key === SSH_PORT_ATTRIBUTE.key)?.value ?? undefined;
+    } catch (error) {
+      if (!isNotFound(error)) note(`guest attribute ${SSH_PORT_ATTRIBUTE.namespace}/${SSH_PORT_ATTRIBUTE.key} of ${path} could not be read (${messageOf(error)}): SSH port ${fallback}`);
+      return fallback;
+    }
+    if (value === undefined) return fallback;
+    const port = Number(value.trim());
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      note(`guest attribute ${SSH_PORT_ATTRIBUTE.namespace}/${SSH_PORT_ATTRIBUTE.key} of ${path} is "${value}", not a port: SSH port ${fallback}`);
+      return fallback;
+    }
+    return port;
   }
 
   /** SSH host keys from guest attributes ("type base64"); empty (with a note) when not published. */

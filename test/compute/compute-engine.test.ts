@@ -260,6 +260,41 @@ test('sshEndpointFor maps the VM onto the endpoint an emulator gives it (fake ad
   }
 });
 
+test('sshPortFromGuestAttributes: the SSH port is the one an emulator publishes as guest attribute recogdrive/ssh-port; without the option it is 22 and the attribute is not read', async () => {
+  const mapped = new FakeComputeEngine({ createDelayMs: 0, addressFor: () => ({ natIP: '127.0.0.1', port: 2222, hostKeys: ['ssh-ed25519 AAAAlocal'] }) });
+  const port = await mapped.start();
+  const clients = {
+    instancesClient: new InstancesClient(ComputeEngineComputeProvider.fakeClientOptions(port)),
+    zoneOperationsClient: new ZoneOperationsClient(ComputeEngineComputeProvider.fakeClientOptions(port)),
+  };
+  const portReads = () => mapped.requests.filter((r) => r.method === 'instances.getGuestAttributes' && r.query.queryPath === 'recogdrive/ssh-port').length;
+  try {
+    const on = await provider({ ...clients, sshPortFromGuestAttributes: true }).acquire(request(), () => {}, undefined);
+    assert.deepEqual(on.workers, [{ kind: 'ssh', host: '127.0.0.1', port: 2222, user: 'recogdrive', hostKeys: ['ssh-ed25519 AAAAlocal'] }]);
+    assert.equal(portReads(), 1);
+
+    for (const options of [{}, { sshPortFromGuestAttributes: false }]) {
+      const off = await provider({ ...clients, ...options }).acquire(request(), () => {}, undefined);
+      assert.deepEqual(
+        off.workers.map((w) => (w.kind === 'ssh' ? [w.host, w.port] : [])),
+        [['127.0.0.1', 22]],
+        `the attribute is ignored with ${JSON.stringify(options)}`,
+      );
+    }
+    assert.equal(portReads(), 1, 'not read when the option is off');
+  } finally {
+    await clients.instancesClient.close();
+    await clients.zoneOperationsClient.close();
+    await mapped.stop();
+  }
+
+  // A VM without the attribute (a real one): the configured port, quietly.
+  const notes: string[] = [];
+  const lease = await provider({ sshPortFromGuestAttributes: true, sshPort: 2200, note: (m) => notes.push(m) }).acquire(request(), () => {}, undefined);
+  assert.equal(lease.workers[0]?.kind === 'ssh' ? lease.workers[0].port : undefined, 2200);
+  assert.deepEqual(notes, []);
+});
+
 // ---- release -----------------------------------------------------------------------------
 
 test('release deletes the VM and waits for the delete operation', async () => {

@@ -209,3 +209,23 @@ test('a run for a project this worker does not serve fails before any TPU API ca
   assert.match(failure.message, /serves the projects chaos-project, not other-project/);
   assert.equal(cloud.fake.totalCalls(), before, 'no call reached the TPU API');
 });
+
+test('a spot TPU through a queued resource waits in line for capacity, runs the stage, and the queued resource and its node are deleted after', { skip }, async () => {
+  const runId = 'cloud-queued';
+  cloud.fake.queueDelayMs = 2000;
+  try {
+    const handle = await env.start(runId, tpuInput(env, image, { metricCache: { compute: { spot: true, provisioning: 'queued' } } }));
+    const summary = (await handle.result()) as RunSummary;
+    const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
+    assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+    assert.deepEqual(stage.compute!.map((u) => [u.machine, u.chips, u.spot, u.outcome]), [['v6e-8', 8, true, 'succeeded']]);
+    const nodeId = computeName(runId, 'metricCache', 1);
+    const queued = cloud.fake.requests.filter((r) => r.method === 'CreateQueuedResource' && JSON.stringify(r.request).includes(nodeId));
+    assert.equal(queued.length, 1, 'one queued resource was requested');
+    assert.equal(createsOf(nodeId).length, 0, 'no direct CreateNode');
+    assert.deepEqual(cloud.fake.allQueuedResources().filter((q) => q.nodeId === nodeId), [], 'the queued resource is gone');
+    assert.deepEqual(cloud.nodesOf(runId), [], 'its node is gone');
+  } finally {
+    cloud.fake.queueDelayMs = 0;
+  }
+});

@@ -20,6 +20,10 @@
  * deleted per its instanceTerminationAction), host maintenance / host errors / repairs, failing
  * calls, pre-existing instances (insert → 409 alreadyExists), withheld host keys. Every call is
  * counted (`calls`) and logged (`requests`) before any fault or validation.
+ *
+ * Guest attributes: the host keys under `hostkeys/<type>` and, when `addressFor` gives a VM a
+ * port (tests map VMs onto local sshd), that port under `recogdrive/ssh-port` (what a worker with
+ * RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT=true reads; real VMs have no such attribute).
  */
 import { createHash } from 'node:crypto';
 import http from 'node:http';
@@ -36,6 +40,7 @@ export { defaultOffers } from './validate.ts';
 export interface FakeAddress {
   ipAddress?: string;
   natIP?: string;
+  /** Where the VM's SSH listens; published as the guest attribute recogdrive/ssh-port. */
   port?: number;
   hostKeys?: string[];
 }
@@ -476,12 +481,15 @@ export class FakeComputeEngine {
     const vm = this.existing(project, zone, name);
     const queryPath = query.queryPath ?? '';
     const path = `${key(project, zone, name)}/guestAttributes/${queryPath}`;
-    if (!(queryPath === '' || queryPath.startsWith('hostkeys/')) || this.hostKeysWithheld || vm.hostKeys.length === 0) throw notFound(path);
     const withType = this.options.hostKeyValue === 'type base64';
-    const items = vm.hostKeys
-      .map((k) => k.trim().split(/\s+/))
-      .filter(([type]) => queryPath === '' || queryPath === 'hostkeys/' || queryPath === `hostkeys/${type}`)
-      .map(([type, base64]) => ({ namespace: 'hostkeys', key: type!, value: withType ? `${type} ${base64}` : base64! }));
+    const published = [
+      ...(this.hostKeysWithheld ? [] : vm.hostKeys.map((k) => k.trim().split(/\s+/)).map(([type, base64]) => ({ namespace: 'hostkeys', key: type!, value: withType ? `${type} ${base64}` : base64! }))),
+      // Emulator only: where the VM's SSH really listens (a real VM has no such attribute).
+      ...(vm.sshPort !== undefined ? [{ namespace: 'recogdrive', key: 'ssh-port', value: String(vm.sshPort) }] : []),
+    ];
+    // '' → everything; 'namespace/' → that namespace; 'namespace/key' → that key. Nothing there → 404.
+    const items = published.filter((a) => queryPath === '' || `${a.namespace}/` === queryPath || `${a.namespace}/${a.key}` === queryPath);
+    if (items.length === 0) throw notFound(path);
     return { kind: 'compute#guestAttributes', queryPath, queryValue: { items }, selfLink: `${API}/${key(project, zone, name)}/getGuestAttributes` };
   }
 

@@ -63,6 +63,11 @@ import { judgeHealth } from './tpu-health.ts';
 import { deleteTpuLease, listTpuLeases, type TpuScope } from './tpu-janitor.ts';
 import { createQueued, waitUntilActive } from './tpu-queued.ts';
 
+/** Labelled by us for this run: owner label and the exact run id in the metadata. */
+function ownedBy(resource: { labels?: Record<string, string> | null; metadata?: Record<string, string> | null }, runId: string): boolean {
+  return resource.labels?.owner === LEASE_OWNER && resource.metadata?.['recogdrive-run'] === runId;
+}
+
 export { classifyTpuError, nodeState, v6eWorkerCount, type TpuClient, type TpuClientOptions } from './tpu-common.ts';
 export type { TpuScope } from './tpu-janitor.ts';
 
@@ -208,8 +213,14 @@ export class TpuApiComputeProvider implements ComputeProvider {
           const [op] = await this.client.createNode({ parent, nodeId: target.nodeId, node: this.nodeSpec(request, target) });
           operation = op.name ?? undefined;
         } catch (error) {
-          // ALREADY_EXISTS: an earlier try (or a lost response) created it: adopt and poll.
+          // ALREADY_EXISTS: an earlier try (or a lost response) created it: adopt and poll — if it is this run's.
           if (codeOf(error) !== grpc.status.ALREADY_EXISTS) throw classifyTpuError(error, { node: name, zone, during: 'creating' });
+          const [existing] = await this.client.getNode({ name }).catch((e: unknown) => {
+            throw classifyTpuError(e, { node: name, zone, during: 'reading' });
+          });
+          if (!ownedBy(existing, request.runId)) {
+            throw failure('TpuBadInput', `a TPU node named ${name} already exists and is not this run's (its owner label or run metadata differ): it is left alone; delete it or run under another id`, true, { node: name, zone });
+          }
         }
       }
       progress = { node: name, ...(operation !== undefined ? { operation } : {}) };
@@ -230,11 +241,34 @@ export class TpuApiComputeProvider implements ComputeProvider {
     const target = this.validate(request);
     let released = false;
     for (const zone of target.zones) {
-      if (target.queued && (await deleteResource(this.deletes, 'queued-resource', queuedResourceName(target.project, zone, target.nodeId), zone))) released = true;
+      const qrName = queuedResourceName(target.project, zone, target.nodeId);
+      if (target.queued && (await this.isOurs('queued-resource', qrName, zone, request.runId)) && (await deleteResource(this.deletes, 'queued-resource', qrName, zone))) released = true;
       // also for queued: a node the queued resource no longer holds (or a direct one) is deleted too.
-      if (await deleteResource(this.deletes, 'node', nodeName(target.project, zone, target.nodeId), zone)) released = true;
+      const name = nodeName(target.project, zone, target.nodeId);
+      if ((await this.isOurs('node', name, zone, request.runId)) && (await deleteResource(this.deletes, 'node', name, zone))) released = true;
     }
     return { name: target.nodeId, released };
+  }
+
+  /**
+   * Whether a node / queued resource of our derived name is this run's (owner label and run
+   * metadata), so release never deletes someone else's machine that happens to have the name.
+   * Not found → false (nothing to delete).
+   */
+  private async isOurs(kind: 'node' | 'queued-resource', name: string, zone: string, runId: string): Promise<boolean> {
+    try {
+      if (kind === 'node') return ownedBy((await this.client.getNode({ name }))[0], runId) || this.leaveAlone(name, runId);
+      const [qr] = await this.client.getQueuedResource({ name });
+      return ownedBy(qr.tpu?.nodeSpec?.[0]?.node ?? {}, runId) || this.leaveAlone(name, runId);
+    } catch (error) {
+      if (codeOf(error) === grpc.status.NOT_FOUND) return false;
+      throw classifyTpuError(error, { node: name, zone, during: 'reading before deleting' });
+    }
+  }
+
+  private leaveAlone(name: string, runId: string): false {
+    (this.options.note ?? defaultNote)(`${name} is not run ${runId}'s (owner label or run metadata differ): not deleted`);
+    return false;
   }
 
   async health(request: ComputeRequest): Promise<LeaseHealth> {

@@ -197,7 +197,11 @@ test('quota exceeded → TpuQuotaExceeded (code 8 too, told apart by the message
 test('a node preempted before it is used → TpuPreempted', async () => {
   fake.createDelayMs = 0;
   const req = request();
-  fake.seedNode(`projects/${PROJECT}/locations/${ZONE}`, computeName(req.runId, req.stage, req.attempt), 'v6e-4', 'PREEMPTED');
+  // This run's node from an earlier try, preempted since.
+  fake.seedNode(`projects/${PROJECT}/locations/${ZONE}`, computeName(req.runId, req.stage, req.attempt), 'v6e-4', 'PREEMPTED', {
+    labels: { owner: 'recogdrive' },
+    metadata: { 'recogdrive-run': req.runId },
+  });
   await assert.rejects(provider().acquire(req, () => {}, undefined), isFailure('TpuPreempted', true));
 });
 
@@ -213,7 +217,37 @@ test('release of a node that does not exist → released: false, no error', asyn
   const req = request('v6e-4', [ZONE, 'us-east5-a']);
   const calls = snapshotCalls();
   assert.deepEqual(await provider().release(req), { name: computeName(req.runId, req.stage, req.attempt), released: false });
-  assert.equal(delta(calls, 'DeleteNode'), 2, 'looked in every zone of the request');
+  assert.equal(delta(calls, 'GetNode'), 2, 'looked in every zone of the request');
+  assert.equal(delta(calls, 'DeleteNode'), 0, 'nothing there to delete');
+});
+
+test("a node of our derived name that is not this run's is neither adopted nor deleted", async () => {
+  const req = request();
+  const id = computeName(req.runId, req.stage, req.attempt);
+  // Someone else's node (no owner label), and one of ours made for another run id with the same name.
+  const foreign = fake.seedNode(`projects/${PROJECT}/locations/${ZONE}`, id, 'v6e-4', 'READY', { labels: { team: 'other' } });
+  const failure = await provider().acquire(req, () => {}, undefined).then(
+    () => assert.fail('adopted a foreign node'),
+    (e: unknown) => e,
+  );
+  assert.ok(failure instanceof ApplicationFailure);
+  assert.equal(failure.type, 'TpuBadInput');
+  assert.equal(failure.nonRetryable, true);
+  assert.match(failure.message, /already exists and is not this run's/);
+  const calls = snapshotCalls();
+  assert.deepEqual(await provider().release(req), { name: id, released: false });
+  assert.equal(delta(calls, 'DeleteNode'), 0, 'release did not delete it');
+  assert.ok(fake.node(foreign.name) !== undefined, 'the foreign node is still there');
+
+  fake.removeNode(foreign.name);
+  const otherRun = fake.seedNode(`projects/${PROJECT}/locations/${ZONE}`, id, 'v6e-4', 'READY', {
+    labels: { owner: 'recogdrive' },
+    metadata: { 'recogdrive-run': `${req.runId}-other` },
+  });
+  await assert.rejects(provider().acquire(req, () => {}, undefined), /is not this run's/);
+  assert.deepEqual(await provider().release(req), { name: id, released: false });
+  assert.ok(fake.node(otherRun.name) !== undefined);
+  fake.removeNode(otherRun.name);
 });
 
 test('delete failing twice then succeeding: the provider retries it itself and releases', async () => {
@@ -530,16 +564,15 @@ test('queued: release deletes the queued resource with force, which takes its no
   await provider().acquire(req, () => {}, undefined);
   const calls = snapshotCalls();
   assert.deepEqual(await provider().release(req), { name: computeName(req.runId, req.stage, req.attempt), released: true });
-  const deletes = fake.requests.filter((r) => r.method === 'DeleteQueuedResource').slice(-2);
+  const deletes = fake.requests.filter((r) => r.method === 'DeleteQueuedResource').slice(-1);
   assert.deepEqual(
     deletes.map((d) => d.request as { name?: string; force?: boolean }).map((r) => ({ name: r.name, force: r.force })),
-    [
-      { name: qrName(req, ZONE), force: true },
-      { name: qrName(req, ZONE_A), force: true },
-    ],
-    'every zone, with force',
+    [{ name: qrName(req, ZONE), force: true }],
+    'with force, where it exists',
   );
-  assert.equal(delta(calls, 'DeleteNode'), 2, 'and the node in every zone (already gone with its queued resource)');
+  assert.equal(delta(calls, 'GetQueuedResource'), 2, 'looked for it in every zone');
+  assert.equal(delta(calls, 'GetNode'), 2, 'and for a node left behind in every zone');
+  assert.equal(delta(calls, 'DeleteNode'), 0, 'none: the node went with its queued resource');
   assert.equal(fake.queuedResource(qrName(req)), undefined);
   assert.equal(fake.node(nodeName(req)), undefined);
   assert.equal((await provider().release(req)).released, false);

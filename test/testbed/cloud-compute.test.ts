@@ -229,3 +229,42 @@ test('a spot TPU through a queued resource waits in line for capacity, runs the 
     cloud.fake.queueDelayMs = 0;
   }
 });
+
+test('a TPU put under maintenance while the stage runs is noticed by the health check alone, replaced, and the stage completes', { skip }, async () => {
+  const runId = 'cloud-maintenance';
+  const handle = await env.start(runId, tpuInput(env, image, { metricCache: { env: { RECOGDRIVE_SIM_DURATION_MS: '12000' }, settings: { maxAttempts: 1 } } }));
+  await waitUntilRunning(handle, 'metricCache');
+  const [first] = cloud.nodesOf(runId);
+  // The VM stays reachable and its container keeps running: only the cloud's health says it is going away.
+  cloud.fake.maintenance(first!.name);
+  const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
+  const status = await waitForStatus(handle, (s) => metricCache(s).attempt === 2, 30_000);
+  assert.match(metricCache(status).computeEvent ?? '', /node lost \(maintenance/);
+  // Deleting the node would have taken its container with it.
+  await bed.docker(cloud.slotOf(first!.name)!, ['rm', '-f', containerName(runId, 'metricCache')]);
+
+  const summary = (await handle.result()) as RunSummary;
+  const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
+  assert.deepEqual(stage.compute!.map((u) => u.outcome), ['maintenance', 'succeeded']);
+  assert.equal(cloud.fake.node(first!.name), undefined, 'the node under maintenance was deleted');
+  assert.deepEqual(cloud.nodesOf(runId), []);
+});
+
+test('bad cloud compute input (unknown accelerator, no zones, malformed project) is refused before any TPU API call or workflow', { skip }, async () => {
+  const before = cloud.fake.totalCalls();
+  const base = tpuInput(env, image, { metricCache: {} }) as Record<string, Record<string, unknown>>;
+  const bad = [
+    { ...base, metricCache: { ...base.metricCache, compute: { ...(base.metricCache!.compute as object), accelerator: 'v6e-3' } } },
+    { ...base, metricCache: { ...base.metricCache, compute: { ...(base.metricCache!.compute as object), zones: [] } } },
+    { ...base, gcp: { project: 'Bad_Project!' } },
+  ];
+  for (const [i, input] of bad.entries()) {
+    const handle = await env.start(`cloud-bad-${i}`, input);
+    const failure = await runFailure(handle.result());
+    assert.equal(failure.type, 'InvalidPipelineInput');
+    assert.match(failure.message, /accelerator|zones|project/);
+    const children = await Array.fromAsync(env.stack.client.workflow.list({ query: `WorkflowId = "${stageWorkflowId(`cloud-bad-${i}`, 'metricCache')}"` }));
+    assert.equal(children.length, 0, 'no stage workflow started');
+  }
+  assert.equal(cloud.fake.totalCalls(), before, 'no call reached the TPU API');
+});

@@ -1,4 +1,5 @@
 /** Human-readable output of the CLI: plans, run status and run summaries. */
+import { tpuHoursOf, type ComputeUsage } from '../pipeline/cost.ts';
 import { dockerRunCommandLine } from '../pipeline/launch.ts';
 import { shortFingerprint } from '../pipeline/lineage.ts';
 import type { Plan } from '../pipeline/plan.ts';
@@ -45,8 +46,16 @@ export function formatStatus(status: RunStatus): string {
     const reused = s.state === 'reused' && s.reason !== undefined ? ` ${s.reason}` : '';
     lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}${reused}`);
     if (s.error !== undefined) lines.push(`    error: ${s.error.split('\n')[0]}`);
+    if (s.computeEvent !== undefined) lines.push(`    compute: ${s.computeEvent}`);
+    if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.now())}`);
   }
   return lines.join('\n');
+}
+
+/** "rd-x-stage2-1 us-east5-b v6e-8 spot preempted; rd-x-stage2-2 … — 3.2 TPU-hours". */
+function describeUsage(usages: readonly ComputeUsage[], now: number): string {
+  const each = usages.map((u) => [u.name, u.zone, u.machine, u.spot ? 'spot' : undefined, u.outcome ?? (u.releasedAt === undefined ? 'held' : undefined)].filter(Boolean).join(' '));
+  return `${each.join('; ')} — ${tpuHoursOf(usages, now)} TPU-hours`;
 }
 
 function progressBar(fraction: number, width = 20): string {
@@ -62,6 +71,7 @@ export function formatSummary(summary: RunSummary): string {
     const reason = s.decision === 'REUSE' && s.reason !== undefined ? ` ${s.reason}` : '';
     lines.push(`  ${s.stage.padEnd(13)} ${s.decision.padEnd(9)}${work}${outputs}${reason}`);
     if (s.artifactUri !== undefined) lines.push(`    ${s.artifactUri}`);
+    if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.parse(summary.endedAt))}`);
   }
   return lines.join('\n');
 }

@@ -9,12 +9,13 @@
  *    compare): preemption → noticed, → replacement READY, → the stage running again.
  *    BENCH_PREEMPTIONS (default 3) rounds.
  * 2. Chaos: BENCH_CHAOS_RUNS (default 8) runs, each with one fault (stockout, preemption,
- *    cancel while provisioning, cancel while running, failing deletes, quota), then the nodes
+ *    cancel while provisioning, cancel while running, failing deletes, a quota of 0 in the region
+ *    of both zones — which must fail the stage at once), then the nodes
  *    and queued resources left in the fake (goal: 0) and what a janitor dry run would delete.
  */
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { stageWorkflowId } from '../pipeline/naming.ts';
+import { containerName, stageWorkflowId } from '../pipeline/naming.ts';
 import type { RunStatus } from '../pipeline/status.ts';
 import { runStatusQuery } from '../workflows/messages.ts';
 import { runJanitorOnce } from '../workers/janitor-command.ts';
@@ -67,12 +68,18 @@ async function preemptionRound(env: TestEnv, cloud: FakeTpuCloud, image: string,
   const [node] = cloud.nodesOf(runId);
   const preemptedAt = Date.now();
   cloud.fake.preemptAt(node!.name);
+  await killVm(cloud, node!.name, runId);
   const noticedAt = await until(handle, (s) => metricCache(s).attempt === 2, 120_000);
   const runningAt = await until(handle, (s) => metricCache(s).attempt === 2 && metricCache(s).phase === 'running', createMs + 180_000);
   const replacement = cloud.nodesOf(runId).find((n) => n.name !== node!.name)!;
   await handle.cancel();
   await env.stack.client.workflow.getHandle(stageWorkflowId(runId, 'metricCache')).result().catch(() => {});
   return { noticedMs: noticedAt - preemptedAt, readyMs: replacement.readyAt - preemptedAt, runningMs: runningAt - preemptedAt };
+}
+
+/** A preempted VM takes its containers with it: the test bed worker standing in for it loses the stage's. */
+async function killVm(cloud: FakeTpuCloud, nodeName: string, runId: string): Promise<void> {
+  await bed.docker(cloud.slotOf(nodeName)!, ['rm', '-f', containerName(runId, 'metricCache')]);
 }
 
 type Fault = 'stockout' | 'preemption' | 'cancel-provisioning' | 'cancel-running' | 'failing-deletes' | 'quota' | 'none';
@@ -92,11 +99,15 @@ async function chaosRun(env: TestEnv, cloud: FakeTpuCloud, image: string, i: num
     } else if (fault === 'cancel-running' || fault === 'preemption') {
       await waitUntilRunning(handle, 'metricCache');
       if (fault === 'cancel-running') await handle.cancel();
-      else cloud.fake.preemptAt(cloud.nodesOf(runId)[0]!.name);
+      else {
+        const node = cloud.nodesOf(runId)[0]!;
+        cloud.fake.preemptAt(node.name);
+        await killVm(cloud, node.name, runId);
+      }
     }
     const outcome = await handle.result().then(
       () => 'succeeded',
-      (e: Error) => `ended: ${e.message}`,
+      (e: Error & { cause?: Error }) => `${e.message}: ${e.cause?.message ?? ''}`,
     );
     await env.stack.client.workflow.getHandle(stageWorkflowId(runId, 'metricCache')).result().catch(() => {});
     return outcome;
@@ -116,10 +127,12 @@ try {
 
   const rounds = [];
   for (let round = 0; round < preemptions; round++) rounds.push(await preemptionRound(env, cloud, image, round));
-  console.log(`preemption → recovery (${rounds.length} rounds; node creation ${createMs} ms, health check 30 s, cloud poll 15 s):`);
-  console.log(`  noticed                 median ${median(rounds.map((r) => r.noticedMs))} ms, max ${Math.max(...rounds.map((r) => r.noticedMs))} ms`);
-  console.log(`  replacement READY       median ${median(rounds.map((r) => r.readyMs))} ms`);
-  console.log(`  stage running again     median ${median(rounds.map((r) => r.runningMs))} ms (overhead beyond creation: ${median(rounds.map((r) => r.runningMs)) - createMs} ms)`);
+  if (rounds.length > 0) {
+    console.log(`preemption → recovery (${rounds.length} rounds; node creation ${createMs} ms, health check 30 s, cloud poll 15 s):`);
+    console.log(`  noticed                 median ${median(rounds.map((r) => r.noticedMs))} ms, max ${Math.max(...rounds.map((r) => r.noticedMs))} ms`);
+    console.log(`  replacement READY       median ${median(rounds.map((r) => r.readyMs))} ms`);
+    console.log(`  stage running again     median ${median(rounds.map((r) => r.runningMs))} ms (overhead beyond creation: ${median(rounds.map((r) => r.runningMs)) - createMs} ms)`);
+  }
   await env.close();
 
   // Chaos with short delays: what matters is what is left.
@@ -134,7 +147,7 @@ try {
   const leftQueued = cloud.fake.allQueuedResources().length;
   const dry = await runJanitorOnce(env.stack.client, { dryRun: true, graceMs: 0, taskQueue: env.stack.taskQueue, workflowId: `bench-janitor-${Date.now()}` });
   console.log(`chaos: ${chaosRuns} runs`);
-  for (const [fault, list] of Object.entries(outcomes)) console.log(`  ${fault.padEnd(20)} ${list.map((o) => o.slice(0, 90)).join(' | ')}`);
+  for (const [fault, list] of Object.entries(outcomes)) console.log(`  ${fault.padEnd(20)} ${list.map((o) => o.slice(0, 160)).join(' | ')}`);
   console.log(`  orphans left: ${leftNodes.length} node(s), ${leftQueued} queued resource(s); a janitor dry run would delete ${dry.deleted.length}`);
   console.log(`  TPU API calls: ${JSON.stringify(cloud.fake.calls)}`);
 } finally {

@@ -72,14 +72,14 @@ export async function listTpuLeases(client: TpuClient, scope: readonly TpuScope[
       const where = (during: string) => ({ node: parent, zone, during });
       const queued = new Set<string>();
       try {
-        for await (const qr of client.listQueuedResourcesAsync({ parent, pageSize })) {
+        for await (const qr of client.listQueuedResourcesAsync({ parent, pageSize }, { autoPaginate: false })) {
           // the node spec carries the labels and metadata the node will have.
           const node = qr.tpu?.nodeSpec?.[0]?.node ?? {};
           const found = record('queued-resource', { name: qr.name, createTime: qr.createTime, labels: node.labels, metadata: node.metadata }, zone);
           if (qr.name) queued.add(qr.name);
           if (found !== undefined) leases.push(found);
         }
-        for await (const node of client.listNodesAsync({ parent, pageSize })) {
+        for await (const node of client.listNodesAsync({ parent, pageSize }, { autoPaginate: false })) {
           if (node.queuedResource && queued.has(node.queuedResource)) continue;
           const found = record('node', node, zone, node.id === undefined || node.id === null ? undefined : String(node.id));
           if (found !== undefined) leases.push(found);

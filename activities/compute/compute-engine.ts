@@ -370,9 +370,28 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
     const target = this.validate(request);
     let released = false;
     for (const zone of target.zones) {
-      if (await this.deleteInstance(target.project, zone, target.name)) released = true;
+      if ((await this.isOurs(target.project, zone, target.name, request)) && (await this.deleteInstance(target.project, zone, target.name))) released = true;
     }
     return { name: target.name, released };
+  }
+
+  /** Whether a VM of the derived name is there and this run's: release never deletes someone else's VM that happens to have the name. */
+  private async isOurs(project: string, zone: string, name: string, request: ComputeRequest): Promise<boolean> {
+    const path = `projects/${project}/zones/${zone}/instances/${name}`;
+    let vm: Instance;
+    try {
+      [vm] = await this.instances.get({ project, zone, instance: name });
+    } catch (error) {
+      if (isNotFound(error)) return false;
+      throw classifyComputeEngineError(error, { instance: path, zone, during: 'reading before deleting' });
+    }
+    try {
+      this.checkOwnership(vm, request, path);
+      return true;
+    } catch (error) {
+      (this.options.note ?? defaultNote)(`${(error as Error).message}: not deleted`);
+      return false;
+    }
   }
 
   async health(request: ComputeRequest): Promise<LeaseHealth> {

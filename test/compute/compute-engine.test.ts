@@ -152,6 +152,10 @@ test('a VM of the same name that is not this attempt\'s is never adopted (TpuBad
   const req = request();
   fake.seedInstance({ project: PROJECT, zone: ZONE, name: nameOf(req), labels: { owner: 'someone-else' } });
   await assert.rejects(provider().acquire(req, () => {}, undefined), isFailure('TpuBadInput', true, /is not this attempt's VM \(owner label "someone-else"\)/));
+  const calls = counter();
+  assert.deepEqual(await provider().release(req), { name: nameOf(req), released: false }, 'release leaves it alone too');
+  assert.equal(calls('instances.delete'), 0);
+  assert.ok(fake.instance(pathOf(req)) !== undefined);
 });
 
 test('a retried acquire with the operation in its resume details resumes it: one insert in total', async () => {
@@ -310,7 +314,8 @@ test('release of a VM that does not exist → released: false, no error, looked 
   const req = request({ zones: [ZONE, ZONE2] });
   const calls = counter();
   assert.deepEqual(await provider().release(req), { name: nameOf(req), released: false });
-  assert.equal(calls('instances.delete'), 2);
+  assert.equal(calls('instances.get'), 2, 'looked in both zones');
+  assert.equal(calls('instances.delete'), 0, 'nothing to delete');
 });
 
 test('release finds the VM in the second zone of compute.zones', async () => {

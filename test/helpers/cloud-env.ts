@@ -1,12 +1,16 @@
 /**
- * Cloud TPU compute made of local parts, for tests on a real Temporal server: the fake Cloud
- * TPU API (gRPC, the real v2.TpuClient talks to it) whose nodes' workers are test bed workers
- * (real sshd + podman), one test bed worker per node in turn, with that worker's real host key
- * in the node's guest attributes. The worker process reaches the fake through the same settings
- * a deployment uses (RECOGDRIVE_GCP_PROJECTS, RECOGDRIVE_TPU_API_ENDPOINT...).
+ * Cloud compute made of local parts, for tests on a real Temporal server: the fake Cloud TPU API
+ * (gRPC, the real v2.TpuClient talks to it) and the fake Compute Engine API (REST, the real
+ * @google-cloud/compute client), whose machines are test bed workers (real sshd + podman): one
+ * test bed worker per TPU node and per VM in turn, with that worker's real host key in the
+ * machine's guest attributes and its sshd port where the worker reads it with
+ * RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT (a TPU worker's endpoint port, a VM's guest attribute
+ * recogdrive/ssh-port). The worker process reaches the fakes through the same settings a
+ * deployment uses (RECOGDRIVE_GCP_PROJECTS, RECOGDRIVE_TPU_API_ENDPOINT,
+ * RECOGDRIVE_COMPUTE_API_ENDPOINT...).
  */
 import type { StageName } from '../../pipeline/stages.ts';
-import { FakeComputeEngine } from '../fakes/compute-engine/server.ts';
+import { FakeComputeEngine, type FakeInstance } from '../fakes/compute-engine/server.ts';
 import { FakeTpuApi, type FakeNode } from '../fakes/tpu-api/server.ts';
 import type { Testbed } from '../testbed/testbed.ts';
 import type { TestEnv } from './local-env.ts';
@@ -23,8 +27,14 @@ export interface FakeTpuCloud {
   slotOf(nodeName: string): number | undefined;
   /** Nodes of a run (by the exact run id in their metadata). */
   nodesOf(runId: string): FakeNode[];
+  /** The test bed worker a Compute Engine VM is (the VM, or projects/P/zones/Z/instances/N). */
+  gceSlotOf(vm: FakeInstance | string): number | undefined;
+  /** Compute Engine VMs of a run (by the exact run id in their metadata). */
+  instancesOf(runId: string): FakeInstance[];
   stop(): Promise<void>;
 }
+
+const instancePath = (vm: { project: string; zone: string; name: string }): string => `projects/${vm.project}/zones/${vm.zone}/instances/${vm.name}`;
 
 export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?: number } = {}): Promise<FakeTpuCloud> {
   const slots = new Map<string, number>();
@@ -41,20 +51,32 @@ export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?:
       return { ipAddress: bedWorker.address, port: bedWorker.port, hostKeys: [bedWorker.hostKey] };
     },
   });
-  const gce = new FakeComputeEngine();
+  // A VM is one test bed worker, in turn; by path (a new VM can take a deleted one's name).
+  const gceSlots = new Map<string, number>();
+  let nextGce = 0;
+  const gce = new FakeComputeEngine({
+    addressFor: (vm) => {
+      const slot = nextGce++ % bed.workers.length;
+      gceSlots.set(instancePath(vm), slot);
+      const bedWorker = bed.workers[slot]!;
+      return { ipAddress: bedWorker.address, natIP: bedWorker.address, port: bedWorker.port, hostKeys: [bedWorker.hostKey] };
+    },
+  });
   await Promise.all([fake.start(), gce.start()]);
   return {
     fake,
     gce,
     slotOf: (name) => slots.get(name),
     nodesOf: (runId) => fake.allNodes().filter((n) => n.metadata['recogdrive-run'] === runId),
+    gceSlotOf: (vm) => gceSlots.get(typeof vm === 'string' ? vm : instancePath(vm)),
+    instancesOf: (runId) => gce.allInstances().filter((vm) => vm.metadata['recogdrive-run'] === runId),
     stop: async () => {
       await Promise.all([fake.stop(), gce.stop()]);
     },
   };
 }
 
-/** A worker's environment: the test bed's SSH key and the fake as the Cloud TPU API. */
+/** A worker's environment: the test bed's SSH key and the fakes as the Cloud TPU and Compute Engine APIs. */
 export function cloudWorkerEnv(bed: Testbed, cloud: FakeTpuCloud): NodeJS.ProcessEnv {
   return {
     ...testbedWorkerEnv(bed),
@@ -78,13 +100,23 @@ export async function pinnedTestbedImage(bed: Testbed): Promise<string> {
 
 export interface TpuStage {
   env?: Record<string, string>;
-  /** compute fields over the defaults (v6e-8 in both zones, on-demand, 1 s back-off, 1 s health checks). */
+  /** compute fields over the defaults (see tpuInput / gceInput). */
   compute?: Record<string, unknown>;
   settings?: Record<string, unknown>;
 }
+export type CloudStage = TpuStage;
 
-/** The embedded default's input with the given stages on (fake) Cloud TPUs. */
+/** The embedded default's input with the given stages on (fake) Cloud TPUs: v6e-8 in both zones, on-demand, 1 s back-off, 1 s health checks. */
 export function tpuInput(env: TestEnv, image: string, stages: Partial<Record<StageName, TpuStage>>, extra: Record<string, unknown> = {}) {
+  return cloudInput(env, image, stages, extra, { backend: 'tpu-api', accelerator: 'v6e-8' });
+}
+
+/** The embedded default's input with the given stages on (fake) Compute Engine VMs: n2-standard-8 in both zones, on-demand, 1 s back-off, 1 s health checks. */
+export function gceInput(env: TestEnv, image: string, stages: Partial<Record<StageName, CloudStage>>, extra: Record<string, unknown> = {}) {
+  return cloudInput(env, image, stages, extra, { backend: 'compute-engine', machineType: 'n2-standard-8' });
+}
+
+function cloudInput(env: TestEnv, image: string, stages: Partial<Record<StageName, CloudStage>>, extra: Record<string, unknown>, machine: Record<string, unknown>) {
   const base = env.input({ stages: Object.keys(stages) as StageName[] }) as unknown as Record<string, Record<string, unknown>>;
   const input: Record<string, unknown> = {
     ...base,
@@ -97,8 +129,7 @@ export function tpuInput(env: TestEnv, image: string, stages: Partial<Record<Sta
     input[stage] = {
       ...base[stage],
       compute: {
-        backend: 'tpu-api',
-        accelerator: 'v6e-8',
+        ...machine,
         zones: [...ZONES],
         ...spec.compute,
         failover: { backoff: '1s', healthCheckInterval: '1s', ...(spec.compute?.failover as object | undefined) },

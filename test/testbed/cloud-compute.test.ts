@@ -154,6 +154,15 @@ test('killing the worker process while a TPU is being created resumes the same c
     const handle = await env.stack.client.workflow.start('recogdrivePipeline', { workflowId: runId, taskQueue, args: [tpuInput(env, image, { metricCache: {} })] });
     await eventually(() => cloud.nodesOf(runId).length === 1, 'the node is being created', 60_000);
     const [node] = cloud.nodesOf(runId);
+    // Kill once the create operation's name is in the activity's heartbeat details (what a retry resumes from).
+    const stage = env.stack.client.workflow.getHandle(stageWorkflowId(runId, 'metricCache'));
+    const deadline = Date.now() + 60_000;
+    for (let heartbeated = false; !heartbeated; ) {
+      const pending = (await stage.describe()).raw.pendingActivities ?? [];
+      heartbeated = pending.some((a) => a.activityType?.name === 'acquireCompute' && (a.heartbeatDetails?.payloads?.length ?? 0) > 0);
+      if (!heartbeated && Date.now() > deadline) assert.fail('acquireCompute never heartbeated its operation');
+      if (!heartbeated) await new Promise((r) => setTimeout(r, 100));
+    }
     worker.kill('SIGKILL');
     await new Promise((resolve) => worker.once('exit', resolve));
     worker = startWorker();

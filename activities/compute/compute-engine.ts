@@ -33,7 +33,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { GoogleAuth, PassThroughClient } from 'google-auth-library';
 import { COMPUTE_FAILURES, describeComputeError, type ComputeErrorInput, type ComputeFailureClass } from '../../pipeline/compute-failures.ts';
 import { LEASE_OWNER, type LeaseRecord } from '../../pipeline/janitor.ts';
-import { computeName, runSlug, shortHash } from '../../pipeline/naming.ts';
+import { checkPlacement, machineLabels, machineMetadata } from './cloud-request.ts';
+import { computeName, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS, isStageName } from '../../pipeline/stages.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult } from '../types.ts';
 import type { ComputeProvider } from './provider.ts';
@@ -477,17 +478,9 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
   private validate(request: ComputeRequest): Target {
     const compute = request.compute;
     if (compute.backend !== 'compute-engine') throw invalid(`the compute-engine provider was asked for backend ${compute.backend}`);
-    const project = request.project ?? this.options.project;
-    if (project === undefined) throw invalid('no Google Cloud project for the VM (gcp.project)');
-    if (!PROJECT.test(project)) throw invalid(`"${project}" is not a Google Cloud project id (gcp.project)`);
+    const { project, zone } = checkPlacement({ ...request, compute }, this.options.project, 'VM');
     const problem = machineTypeProblem(compute.machineType);
     if (problem !== undefined) throw invalid(problem);
-    if (!Array.isArray(compute.zones) || compute.zones.length === 0) throw invalid('no zone given for the VM (compute.zones is empty)');
-    const badZone = compute.zones.find((z) => !ZONE.test(z));
-    if (badZone !== undefined) throw invalid(`"${badZone}" is not a zone name like us-east5-b`);
-    const zone = request.placement?.zone ?? compute.zones[0]!;
-    if (!compute.zones.includes(zone)) throw invalid(`placement zone "${zone}" is not one of compute.zones (${compute.zones.join(', ')})`);
-    if (!Number.isInteger(request.attempt) || request.attempt < 1) throw invalid(`attempt must be a positive integer, got ${request.attempt}`);
     if (typeof compute.bootImage !== 'string' || !BOOT_IMAGE.test(compute.bootImage)) {
       throw invalid(`"${String(compute.bootImage)}" is not an image like projects/cos-cloud/global/images/family/cos-stable`);
     }
@@ -506,12 +499,10 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
 
   private instanceSpec(request: ComputeRequest, target: Target): Instance {
     const metadata: Record<string, string> = {
-      'recogdrive-run': request.runId,
-      'recogdrive-stage': request.stage,
+      ...machineMetadata(request, { user: this.sshUser, publicKey: this.options.sshPublicKey }),
       // The guest agent publishes the SSH host keys there (guest attributes are off by default).
       'enable-guest-attributes': 'TRUE',
     };
-    if (this.options.sshPublicKey !== undefined) metadata['ssh-keys'] = `${this.sshUser}:${this.options.sshPublicKey.trim()} ${this.sshUser}`;
     const tpu = chipsOf(target.machineType) > 0;
     // automaticRestart off for every VM: a VM restarted after a host error has lost the stage's
     // container, so it had better show as TERMINATED (health: maintenance → a new VM) than come
@@ -526,13 +517,7 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       name: target.name,
       description: `recogdrive ${request.runId} ${request.stage} attempt ${request.attempt}`,
       machineType: `zones/${target.zone}/machineTypes/${target.machineType}`,
-      labels: {
-        run: runSlug(request.runId, 63),
-        'run-hash': shortHash(request.runId),
-        stage: STAGE_SLUGS[request.stage],
-        attempt: String(request.attempt),
-        owner: LEASE_OWNER,
-      },
+      labels: machineLabels(request),
       metadata: { items: Object.entries(metadata).map(([key, value]) => ({ key, value })) },
       disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: target.bootImage, diskSizeGb: target.bootDiskGb } }],
       networkInterfaces: [

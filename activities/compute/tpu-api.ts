@@ -33,13 +33,10 @@ import { v2 } from '@google-cloud/tpu';
 import { V6E_ACCELERATORS } from '../../pipeline/input.ts';
 import type { LeaseRecord } from '../../pipeline/janitor.ts';
 import { LEASE_OWNER } from '../../pipeline/janitor.ts';
-import { computeName, runSlug, shortHash } from '../../pipeline/naming.ts';
-import { STAGE_SLUGS } from '../../pipeline/stages.ts';
+import { computeName } from '../../pipeline/naming.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult, WorkerEndpoint } from '../types.ts';
 import type { ComputeProvider } from './provider.ts';
 import {
-  PROJECT_ID,
-  ZONE_NAME,
   activityResumeDetails,
   classifyTpuError,
   codeOf,
@@ -62,6 +59,7 @@ import {
 import { judgeHealth } from './tpu-health.ts';
 import { deleteTpuLease, listTpuLeases, type TpuScope } from './tpu-janitor.ts';
 import { createQueued, waitUntilActive } from './tpu-queued.ts';
+import { checkPlacement, machineLabels, machineMetadata } from './cloud-request.ts';
 
 /** Labelled by us for this run: owner label and the exact run id in the metadata. */
 function ownedBy(resource: { labels?: Record<string, string> | null; metadata?: Record<string, string> | null }, runId: string): boolean {
@@ -307,18 +305,10 @@ export class TpuApiComputeProvider implements ComputeProvider {
   private validate(request: ComputeRequest): Target {
     const compute = request.compute;
     if (compute.backend !== 'tpu-api') throw invalid(`the tpu-api provider was asked for backend ${compute.backend}`);
-    const project = request.project ?? this.options.project;
-    if (project === undefined || project === '') throw invalid('no Google Cloud project: the request carries none (gcp.project) and the provider has no default');
-    if (!PROJECT_ID.test(project)) throw invalid(`"${project}" is not a Google Cloud project id (gcp.project)`);
+    const { project, zone } = checkPlacement({ ...request, compute }, this.options.project, 'TPU');
     if (!(V6E_ACCELERATORS as readonly string[]).includes(compute.accelerator)) {
       throw invalid(`unknown accelerator "${String(compute.accelerator)}"; one of ${V6E_ACCELERATORS.join(', ')}`);
     }
-    if (!Array.isArray(compute.zones) || compute.zones.length === 0) throw invalid('no zone given for the TPU (compute.zones is empty)');
-    const badZone = compute.zones.find((z) => !ZONE_NAME.test(z));
-    if (badZone !== undefined) throw invalid(`"${badZone}" is not a zone name like us-east5-b`);
-    const zone = request.placement?.zone ?? compute.zones[0]!;
-    if (!compute.zones.includes(zone)) throw invalid(`placement zone "${zone}" is not one of compute.zones (${compute.zones.join(', ')})`);
-    if (!Number.isInteger(request.attempt) || request.attempt < 1) throw invalid(`attempt must be a positive integer, got ${request.attempt}`);
     const runtimeVersion = compute.runtimeVersion;
     if (typeof runtimeVersion !== 'string' || runtimeVersion === '') throw invalid('runtimeVersion is empty');
     return {
@@ -334,19 +324,12 @@ export class TpuApiComputeProvider implements ComputeProvider {
   }
 
   private nodeSpec(request: ComputeRequest, target: Target): Record<string, unknown> {
-    const metadata: Record<string, string> = { 'recogdrive-run': request.runId, 'recogdrive-stage': request.stage };
-    if (this.options.sshPublicKey !== undefined) metadata['ssh-keys'] = `${this.sshUser}:${this.options.sshPublicKey.trim()} ${this.sshUser}`;
+    const metadata = machineMetadata(request, { user: this.sshUser, publicKey: this.options.sshPublicKey });
     return {
       description: `recogdrive ${request.runId} ${request.stage} attempt ${request.attempt}`,
       acceleratorType: target.accelerator,
       runtimeVersion: target.runtimeVersion,
-      labels: {
-        run: runSlug(request.runId, 63),
-        'run-hash': shortHash(request.runId),
-        stage: STAGE_SLUGS[request.stage],
-        attempt: String(request.attempt),
-        owner: LEASE_OWNER,
-      },
+      labels: machineLabels(request),
       metadata,
       // queued: the tier is the queued resource's (`spot: {}`), not the node's scheduling config.
       schedulingConfig: target.spot && !target.queued ? { spot: true } : {},

@@ -12,8 +12,10 @@
 import type { StageName } from '../../pipeline/stages.ts';
 import { FakeComputeEngine, type FakeInstance } from '../fakes/compute-engine/server.ts';
 import { FakeTpuApi, type FakeNode } from '../fakes/tpu-api/server.ts';
-import type { Testbed } from '../testbed/testbed.ts';
-import type { TestEnv } from './local-env.ts';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../../workers/project-root.ts';
+import { startTestbed, type Testbed } from '../testbed/testbed.ts';
+import { startTestEnv, type TestEnv } from './local-env.ts';
 import { testbedWorkerEnv } from './testbed-input.ts';
 
 export const PROJECT = 'chaos-project';
@@ -139,4 +141,39 @@ function cloudInput(env: TestEnv, image: string, stages: Partial<Record<StageNam
     };
   }
   return input;
+}
+
+/** Everything a cloud test file needs: a test bed, the fake cloud APIs, a Temporal stack whose worker uses them, the pinned image. */
+export interface CloudBed {
+  bed: Testbed;
+  cloud: FakeTpuCloud;
+  env: TestEnv;
+  image: string;
+  stop(): Promise<void>;
+}
+
+export async function startCloudBed(workers: number, name: string): Promise<CloudBed> {
+  const bed = await startTestbed({ workers, dir: join(PROJECT_ROOT, '.data', name) });
+  const cloud = await startFakeTpuCloud(bed);
+  const env = await startTestEnv({ env: cloudWorkerEnv(bed, cloud) });
+  return {
+    bed,
+    cloud,
+    env,
+    image: await pinnedTestbedImage(bed),
+    stop: async () => {
+      await env.close();
+      await cloud.stop();
+      await bed.stop();
+    },
+  };
+}
+
+/** Polls until `check` holds (the fakes' state changes as a workflow's cleanup runs). */
+export async function eventually(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`never: ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

@@ -8,17 +8,17 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { computeName, containerName, shortHash, stageWorkflowId } from '../../pipeline/naming.ts';
 import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { runJanitorOnce } from '../../workers/janitor-command.ts';
 import { runFailure } from '../helpers/assertions.ts';
-import { cloudWorkerEnv, pinnedTestbedImage, PROJECT, startFakeTpuCloud, tpuInput, ZONES, type FakeTpuCloud } from '../helpers/cloud-env.ts';
-import { startTestEnv, waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
+import { type CloudBed, cloudWorkerEnv, eventually, type FakeTpuCloud, PROJECT, startCloudBed, tpuInput, ZONES } from '../helpers/cloud-env.ts';
+import { waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
 import { testbedSkip } from './requirements.ts';
-import { startTestbed, type Testbed } from './testbed.ts';
+import type { Testbed } from './testbed.ts';
 
 const skip = testbedSkip();
 let bed: Testbed;
@@ -26,30 +26,17 @@ let cloud: FakeTpuCloud;
 let env: TestEnv;
 let image: string;
 
+let world: CloudBed | undefined;
 before(async () => {
   if (skip) return;
-  bed = await startTestbed({ workers: 3, dir: join(PROJECT_ROOT, '.data', 'testbed-cloud') });
-  cloud = await startFakeTpuCloud(bed);
-  env = await startTestEnv({ env: cloudWorkerEnv(bed, cloud) });
-  image = await pinnedTestbedImage(bed);
+  world = await startCloudBed(3, 'testbed-cloud');
+  ({ bed, cloud, env, image } = world);
 });
-after(async () => {
-  await env?.close();
-  await cloud?.stop();
-  await bed?.stop();
-});
+after(() => world?.stop());
 
 const createsOf = (nodeId: string) =>
   cloud.fake.requests.filter((r) => r.method === 'CreateNode' && (r.request as { nodeId?: string }).nodeId === nodeId);
 
-/** Polls until `check` holds (the fake's state changes as the workflow's cleanup runs). */
-async function eventually(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) assert.fail(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test('a stockout in the first zone runs the stage in the next zone, and no node is left in either', { skip }, async () => {
   cloud.fake.stockout(ZONES[0]);

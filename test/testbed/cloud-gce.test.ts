@@ -9,15 +9,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { computeName, containerName, runSlug, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS } from '../../pipeline/stages.ts';
 import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
-import { PROJECT_ROOT } from '../../workers/project-root.ts';
-import { cloudWorkerEnv, gceInput, pinnedTestbedImage, PROJECT, startFakeTpuCloud, ZONES, type FakeTpuCloud } from '../helpers/cloud-env.ts';
-import { startTestEnv, waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
+import { type CloudBed, type FakeTpuCloud, gceInput, PROJECT, startCloudBed, ZONES } from '../helpers/cloud-env.ts';
+import { waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
 import { testbedSkip } from './requirements.ts';
-import { startTestbed, type Testbed } from './testbed.ts';
+import type { Testbed } from './testbed.ts';
 
 const skip = testbedSkip();
 let bed: Testbed;
@@ -25,18 +23,13 @@ let cloud: FakeTpuCloud;
 let env: TestEnv;
 let image: string;
 
+let world: CloudBed | undefined;
 before(async () => {
   if (skip) return;
-  bed = await startTestbed({ workers: 2, dir: join(PROJECT_ROOT, '.data', 'testbed-cloud-gce') });
-  cloud = await startFakeTpuCloud(bed);
-  env = await startTestEnv({ env: cloudWorkerEnv(bed, cloud) });
-  image = await pinnedTestbedImage(bed);
+  world = await startCloudBed(2, 'testbed-cloud-gce');
+  ({ bed, cloud, env, image } = world);
 });
-after(async () => {
-  await env?.close();
-  await cloud?.stop();
-  await bed?.stop();
-});
+after(() => world?.stop());
 
 interface InsertBody {
   name?: string;

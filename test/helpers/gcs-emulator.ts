@@ -58,6 +58,8 @@ export interface GcsEmulatorOptions {
    * objects on disk under `filesystemRoot` (its memory backend inserts in O(n), too slow for 100k objects).
    */
   seed?: { seedDir: string; filesystemRoot: string };
+  /** The location every bucket reports (the emulator ignores the one asked for at creation). Default US-CENTRAL1. */
+  location?: string;
 }
 
 export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promise<GcsEmulator> {
@@ -79,6 +81,7 @@ export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promis
       '-public-host', `127.0.0.1:${port}`,
       '-external-url', apiEndpoint,
       '-log-level', 'warn',
+      ...(options.location === undefined ? [] : ['-location', options.location]),
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );

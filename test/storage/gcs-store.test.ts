@@ -25,7 +25,7 @@ const folder = (name: string): string => `gs://${BUCKET}/t${++counter}-${name}`;
 
 before(async () => {
   if (skip) return;
-  emulator = await startGcsEmulator();
+  emulator = await startGcsEmulator({ location: 'US-EAST5' });
   await emulator.createBucket(BUCKET);
   proxy = await startCountingProxy(emulator.apiEndpoint);
   store = new GcsArtifactStore({ apiEndpoint: proxy.endpoint, projectId: emulator.projectId });
@@ -277,4 +277,10 @@ test('errors name the URI and the HTTP status and carry no credentials', { skip 
     assert.equal(error.cause, undefined, 'the client error (with its request config) is not attached');
     return true;
   });
+});
+
+test("location gives the bucket's location as the service reports it (cloud compute tries zones there first)", { skip }, async () => {
+  // The emulator runs with -location US-EAST5 (it gives every bucket that location).
+  assert.equal(await store.location(`gs://${BUCKET}/runs/x`), 'US-EAST5');
+  await assert.rejects(store.location('gs://no-such-bucket-here/x'), /404|not found|Not Found/i);
 });

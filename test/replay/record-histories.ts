@@ -6,10 +6,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { startTestEnv } from '../helpers/local-env.ts';
-
-export const HISTORY_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+import { HISTORY_DIR } from './history-dir.ts';
 
 const env = await startTestEnv();
 try {

@@ -4,14 +4,12 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Worker } from '@temporalio/worker';
-import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { workflowBundle } from '../helpers/local-env.ts';
-
-const HISTORY_DIR = join(PROJECT_ROOT, 'test', 'fixtures', 'histories');
+import { HISTORY_DIR } from './history-dir.ts';
 const files = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json')).sort();
 
-test('there are recorded histories of a successful, a failed and a partially reused run, and of runs from before reuse', () => {
-  for (const name of ['replay-success.json', 'replay-failure.json', 'replay-reuse.json', 'pre-artifact-reuse--replay-success.json']) {
+test('there are recorded histories of a successful, a failed and a partially reused run, of runs from before reuse, and of a cloud run with failover and a preemption', () => {
+  for (const name of ['replay-success.json', 'replay-failure.json', 'replay-reuse.json', 'pre-artifact-reuse--replay-success.json', 'replay-cloud--metricCache.json']) {
     assert.ok(files.includes(name), `${name} in ${files.join(', ')}`);
   }
 });

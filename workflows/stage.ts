@@ -112,6 +112,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     failover = startFailover({ zones: cloud.zones, spot: cloud.spot, ...(bucketRegion === undefined ? {} : { bucketRegion }) });
   }
   const usages: ComputeUsage[] = [];
+  if (cloud !== undefined) status.compute = usages;
   const computeEvent = (event: string): void => {
     status.computeEvent = event;
     report({ computeEvent: event });
@@ -264,7 +265,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       status.endedAt = new Date().toISOString();
       return cloud === undefined ? result : { ...result, compute: usages };
     } catch (error) {
-      const failure = asStageFailure(stage, error);
+      let failure = asStageFailure(stage, error);
       if (markers) await recordFailure(attempt, failure, isCancellation(error));
       const classified = classifyFailure(failure);
       if (!isCancellation(error) && failover !== undefined && policy !== undefined && isNodeLoss(classified)) {
@@ -275,6 +276,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
           status.error = `attempt ${attempt}: ${failure.message}`;
           continue;
         }
+        failure = ApplicationFailure.create({ type: failure.type ?? FailureType.StageInfrastructureError, message: `${failure.message}; ${step.reason}`, nonRetryable: true, cause: failure });
       } else counted++;
       const retry = !isCancellation(error) && RETRYABLE_STAGE_FAILURES.includes(failure.type as FailureType) && counted < limits.maxAttempts;
       if (!retry) {

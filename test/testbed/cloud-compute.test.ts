@@ -264,3 +264,19 @@ test('bad cloud compute input (unknown accelerator, no zones, malformed project)
   }
   assert.equal(cloud.fake.totalCalls(), before, 'no call reached the TPU API');
 });
+
+test('past maxNodeLosses a preempted stage fails with the preemption and says why, and its VM is deleted', { skip }, async () => {
+  const runId = 'cloud-losses';
+  const handle = await env.start(
+    runId,
+    tpuInput(env, image, { metricCache: { env: { RECOGDRIVE_SIM_DURATION_MS: '12000' }, compute: { spot: true, failover: { maxNodeLosses: 0 } } } }),
+  );
+  await waitUntilRunning(handle, 'metricCache');
+  const [node] = cloud.nodesOf(runId);
+  cloud.fake.preemptAt(node!.name);
+  await bed.docker(cloud.slotOf(node!.name)!, ['rm', '-f', containerName(runId, 'metricCache')]);
+  const failure = await runFailure(handle.result());
+  assert.equal(failure.stageType, 'TpuPreempted');
+  assert.match(failure.message, /more than maxNodeLosses 0/);
+  assert.deepEqual(cloud.nodesOf(runId), [], 'the preempted node was deleted');
+});

@@ -9,7 +9,6 @@ import type { ActivityDependencies } from '../activities/index.ts';
 import { loadSshKey } from '../activities/ssh/credentials.ts';
 import { SshPool } from '../activities/ssh/pool.ts';
 import { defaultHostPath } from '../pipeline/launch.ts';
-import { createCloudBackends } from './cloud-backends.ts';
 import { configFromEnv } from './config.ts';
 import { localBackend } from './local-backend.ts';
 
@@ -36,7 +35,8 @@ export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDi
     hostPathOf: (source) => defaultHostPath(source, config.RECOGDRIVE_ARTIFACT_MOUNT_ROOT),
     pollConnectDeadlineMs: config.RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS,
   });
-  const cloud = createCloudBackends(config, key);
+  // The Google clients take seconds to load: only workers that serve cloud projects load them.
+  const cloud = config.RECOGDRIVE_GCP_PROJECTS.length === 0 ? undefined : (await import('./cloud-backends.ts')).createCloudBackends(config, key);
   return {
     deps: {
       ...local,

@@ -61,7 +61,8 @@ test('recogdrive status --watch follows a run until it ends and exits by how it 
       ({ stdout }) => ({ code: 0, stdout }),
       (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
     );
-  const ok = await env.start('watch-ok', env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 3000 } } }));
+  // Long enough that the CLI process (started under load) sees the run still running.
+  const ok = await env.start('watch-ok', env.input({ stages: ['metricCache'], simulate: { metricCache: { durationMs: 8000 } } }));
   await waitUntilRunning(ok, 'metricCache');
   const watched = await cli('status', 'watch-ok', '--watch', '--interval', '1', '--json');
   assert.equal(watched.code, 0);

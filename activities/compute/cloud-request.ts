@@ -10,8 +10,9 @@ import { runSlug, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS } from '../../pipeline/stages.ts';
 import type { ComputeRequest } from '../types.ts';
 
-const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-const ZONE_NAME = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
+/** A Google Cloud project id / a zone name like us-east5-b. */
+export const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+export const ZONE_NAME = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
 
 /** Bad input: never retried, no API call made. */
 export function invalidConfig(message: string): ApplicationFailure {

@@ -33,7 +33,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { GoogleAuth, PassThroughClient } from 'google-auth-library';
 import { COMPUTE_FAILURES, describeComputeError, type ComputeErrorInput, type ComputeFailureClass } from '../../pipeline/compute-failures.ts';
 import { LEASE_OWNER, type LeaseRecord } from '../../pipeline/janitor.ts';
-import { checkPlacement, machineLabels, machineMetadata } from './cloud-request.ts';
+import { checkPlacement, invalidConfig as invalid, machineLabels, machineMetadata, PROJECT_ID, ZONE_NAME } from './cloud-request.ts';
 import { computeName, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS, isStageName } from '../../pipeline/stages.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult } from '../types.ts';
@@ -100,8 +100,6 @@ export interface ComputeEngineAcquireProgress {
   operation?: string;
 }
 
-const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-const ZONE = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
 const INSTANCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const MACHINE_TYPE = /^[a-z][a-z0-9]*(-[a-z0-9]+)+$/;
 const BOOT_IMAGE = /^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z][a-z0-9-]{0,62}$/;
@@ -170,10 +168,6 @@ function fail(failureClass: ComputeFailureClass, message: string, details: Recor
     details: [details],
     ...(cause instanceof Error ? { cause } : {}),
   });
-}
-
-function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: COMPUTE_FAILURES['invalid-config'].type, message, nonRetryable: true });
 }
 
 interface Where {
@@ -413,8 +407,8 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
     const filter = `labels.owner=${LEASE_OWNER}`;
     const records: LeaseRecord[] = [];
     for (const { project, zones } of this.scope()) {
-      if (!PROJECT.test(project)) throw invalid(`"${project}" in the compute-engine scope is not a Google Cloud project id`);
-      const badZone = (zones ?? []).find((z) => !ZONE.test(z));
+      if (!PROJECT_ID.test(project)) throw invalid(`"${project}" in the compute-engine scope is not a Google Cloud project id`);
+      const badZone = (zones ?? []).find((z) => !ZONE_NAME.test(z));
       if (badZone !== undefined) throw invalid(`"${badZone}" in the compute-engine scope is not a zone name like us-east5-b`);
       const where = { instance: `projects/${project}`, zone: (zones ?? []).join(',') || '-', during: 'listing the VMs of' };
       try {
@@ -447,8 +441,8 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
     if (record.backend !== 'compute-engine') throw invalid(`the compute-engine provider was asked to delete a ${record.backend} lease (${record.name})`);
     const project = record.labels.project ?? this.options.project ?? '';
     const zone = record.zone ?? '';
-    if (!PROJECT.test(project)) throw invalid(`lease ${record.name} names no Google Cloud project (labels.project)`);
-    if (!ZONE.test(zone)) throw invalid(`lease ${record.name} names no zone`);
+    if (!PROJECT_ID.test(project)) throw invalid(`lease ${record.name} names no Google Cloud project (labels.project)`);
+    if (!ZONE_NAME.test(zone)) throw invalid(`lease ${record.name} names no zone`);
     if (!INSTANCE_NAME.test(record.name)) throw invalid(`"${record.name}" is not a Compute Engine instance name`);
     const scope = this.scope();
     if (scope.length > 0 && !scope.some((s) => s.project === project)) throw invalid(`project ${project} of lease ${record.name} is not in this provider's scope`);

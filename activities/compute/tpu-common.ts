@@ -12,8 +12,7 @@ import { computeFailure, type ComputeFailureClass } from '../../pipeline/compute
 export type TpuClient = InstanceType<typeof v2.TpuClient>;
 export type TpuClientOptions = NonNullable<ConstructorParameters<typeof v2.TpuClient>[0]>;
 
-export const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
-export const ZONE_NAME = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
+export { PROJECT_ID, ZONE_NAME, invalidConfig as invalid } from './cloud-request.ts';
 
 /** Node.State numbers (the Node inside an LRO result is decoded with numeric enums). */
 const NODE_STATES: Record<number, string> = {
@@ -51,10 +50,6 @@ export function messageOf(error: unknown): string {
 
 export function failure(type: string, message: string, nonRetryable: boolean, details: Record<string, unknown>, cause?: unknown): ApplicationFailure {
   return ApplicationFailure.create({ type, message, nonRetryable, details: [details], ...(cause instanceof Error ? { cause } : {}) });
-}
-
-export function invalid(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: 'TpuInvalidConfig', message, nonRetryable: true });
 }
 
 /** A non-retryable failure of a class from pipeline/compute-failures.ts (type and hint from there). */

@@ -6,7 +6,7 @@
 import { Context, getClient } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../pipeline/failures.ts';
-import type { ComputeBackend } from '../pipeline/input.ts';
+import { isCloudBackend, type ComputeBackend } from '../pipeline/input.ts';
 import { attemptLogName } from '../pipeline/naming.ts';
 import type { Progress } from '../pipeline/progress.ts';
 import { stageUpdateSignal } from '../workflows/messages.ts';
@@ -102,7 +102,7 @@ export function createActivities(deps: ActivityDependencies) {
     /** Fails the run before anything is created when a backend or the artifact root is unusable. */
     async preflight(request: PreflightRequest): Promise<void> {
       for (const backend of request.backends) provider(backend);
-      const cloud = request.backends.filter((b) => b === 'tpu-api' || b === 'compute-engine');
+      const cloud = request.backends.filter(isCloudBackend);
       if (cloud.length > 0 && (request.project === undefined || !(deps.cloudProjects ?? []).includes(request.project))) {
         throw ApplicationFailure.create({
           type: FailureType.BackendUnavailable,
@@ -224,12 +224,12 @@ export function createActivities(deps: ActivityDependencies) {
         resumeFrom: context.info.heartbeatDetails,
       };
       const health = request.health;
-      const check = health === undefined ? undefined : provider(health.request.compute.backend).health?.bind(provider(health.request.compute.backend));
+      const machines = health === undefined ? undefined : provider(health.request.compute.backend);
       try {
-        if (health === undefined || check === undefined) return await executorFor(request.lease).watch(request, watchContext);
+        if (health === undefined || machines?.health === undefined) return await executorFor(request.lease).watch(request, watchContext);
         return await watchWithHealth((signal) => executorFor(request.lease).watch(request, { ...watchContext, cancelled: signal }), {
           cancelled: context.cancellationSignal,
-          check: () => check(health.request),
+          check: () => machines.health!(health.request),
           intervalMs: health.intervalMs,
           name: request.lease.name,
           note: (message) => context.log.warn(message),

@@ -148,7 +148,12 @@ const StaticCompute = z.strictObject({
 export const ComputeSpec = z.discriminatedUnion('backend', [LocalCompute, TpuCompute, ComputeEngine, StaticCompute]);
 export type ComputeSpec = z.output<typeof ComputeSpec>;
 export type ComputeBackend = ComputeSpec['backend'];
-const GCP_BACKENDS: readonly ComputeBackend[] = ['tpu-api', 'compute-engine'];
+/** Backends that create machines in Google Cloud (need gcp.project, zone failover, health checks). */
+export const CLOUD_BACKENDS = ['tpu-api', 'compute-engine'] as const satisfies readonly ComputeBackend[];
+export type CloudBackend = (typeof CLOUD_BACKENDS)[number];
+export function isCloudBackend(backend: ComputeBackend): backend is CloudBackend {
+  return (CLOUD_BACKENDS as readonly ComputeBackend[]).includes(backend);
+}
 
 // ---- per-stage settings ----------------------------------------------------------------
 
@@ -412,7 +417,7 @@ export const PipelineInput = z
         });
       }
       const backend = input[stage].compute.backend;
-      if (GCP_BACKENDS.includes(backend) && input.gcp === undefined) {
+      if (isCloudBackend(backend) && input.gcp === undefined) {
         ctx.addIssue({
           code: 'custom',
           path: ['gcp', 'project'],

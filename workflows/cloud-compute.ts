@@ -7,13 +7,13 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { CloudPlacement, ComputeLease } from '../activities/types.ts';
 import { COMPUTE_FAILURES, computeFailureClassOfType, describeComputeError, type ClassifiedComputeError } from '../pipeline/compute-failures.ts';
 import type { ComputeUsage } from '../pipeline/cost.ts';
-import type { ComputeSpec } from '../pipeline/input.ts';
+import { isCloudBackend, type CloudBackend, type ComputeSpec } from '../pipeline/input.ts';
 import type { FailoverPolicy, FailoverState } from '../pipeline/zone-failover.ts';
 
-export type CloudComputeSpec = Extract<ComputeSpec, { backend: 'tpu-api' | 'compute-engine' }>;
+export type CloudComputeSpec = Extract<ComputeSpec, { backend: CloudBackend }>;
 
 export function isCloudCompute(compute: ComputeSpec): compute is CloudComputeSpec {
-  return compute.backend === 'tpu-api' || compute.backend === 'compute-engine';
+  return isCloudBackend(compute.backend);
 }
 
 export function failoverPolicyOf(compute: CloudComputeSpec): FailoverPolicy {

@@ -45,6 +45,14 @@ export function machineLabels(request: ComputeRequest): Record<string, string> {
   };
 }
 
+/**
+ * Whether a machine of our derived name is this run's (owner label, exact run id in metadata):
+ * the only machines acquire adopts and release deletes.
+ */
+export function ownedByRun(labels: Record<string, string> | null | undefined, metadata: Record<string, string> | null | undefined, runId: string): boolean {
+  return labels?.owner === LEASE_OWNER && metadata?.['recogdrive-run'] === runId;
+}
+
 /** Metadata with the exact run id and stage, plus the SSH key line for `sshUser` when given. */
 export function machineMetadata(request: ComputeRequest, ssh: { user: string; publicKey: string | undefined }): Record<string, string> {
   const metadata: Record<string, string> = { 'recogdrive-run': request.runId, 'recogdrive-stage': request.stage };

@@ -33,7 +33,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { GoogleAuth, PassThroughClient } from 'google-auth-library';
 import { COMPUTE_FAILURES, describeComputeError, type ComputeErrorInput, type ComputeFailureClass } from '../../pipeline/compute-failures.ts';
 import { LEASE_OWNER, type LeaseRecord } from '../../pipeline/janitor.ts';
-import { checkPlacement, invalidConfig as invalid, machineLabels, machineMetadata, PROJECT_ID, ZONE_NAME } from './cloud-request.ts';
+import { checkPlacement, invalidConfig as invalid, machineLabels, machineMetadata, ownedByRun, PROJECT_ID, ZONE_NAME } from './cloud-request.ts';
 import { computeName, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS, isStageName } from '../../pipeline/stages.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult } from '../types.ts';
@@ -230,6 +230,15 @@ function metadataOf(vm: Instance): Record<string, string> {
   return Object.fromEntries((vm.metadata?.items ?? []).filter((i) => typeof i.key === 'string').map((i) => [i.key!, i.value ?? '']));
 }
 
+/** Why a VM of our derived name is not this run's (owner label, run metadata); undefined when it is. */
+function ownershipProblem(vm: Instance, runId: string): string | undefined {
+  const metadata = metadataOf(vm);
+  if (ownedByRun(vm.labels, metadata, runId)) return undefined;
+  const owner = vm.labels?.owner;
+  const run = metadata['recogdrive-run'];
+  return `is not this attempt's VM (owner label ${owner === undefined ? 'missing' : `"${owner}"`}${run !== undefined ? `, run "${run}"` : ''})`;
+}
+
 const isSpot = (vm: Instance): boolean => vm.scheduling?.provisioningModel === 'SPOT' || vm.scheduling?.preemptible === true;
 const lastSegment = (url: string | null | undefined): string => (url ?? '').split('/').pop() ?? '';
 
@@ -380,13 +389,10 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       if (isNotFound(error)) return false;
       throw classifyComputeEngineError(error, { instance: path, zone, during: 'reading before deleting' });
     }
-    try {
-      this.checkOwnership(vm, request, path);
-      return true;
-    } catch (error) {
-      (this.options.note ?? defaultNote)(`${(error as Error).message}: not deleted`);
-      return false;
-    }
+    const problem = ownershipProblem(vm, request.runId);
+    if (problem === undefined) return true;
+    (this.options.note ?? defaultNote)(`${path} ${problem}: not deleted`);
+    return false;
   }
 
   async health(request: ComputeRequest): Promise<LeaseHealth> {
@@ -528,10 +534,8 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
 
   /** An existing VM of this name that is not this attempt's is never adopted. */
   private checkOwnership(vm: Instance, request: ComputeRequest, path: string): void {
-    const run = metadataOf(vm)['recogdrive-run'];
-    const owner = vm.labels?.owner;
-    if (owner === LEASE_OWNER && (run === undefined || run === request.runId)) return;
-    throw fail('bad-input', `${path} exists but is not this attempt's VM (owner label ${owner === undefined ? 'missing' : `"${owner}"`}${run !== undefined ? `, run "${run}"` : ''}); delete or rename it`, { instance: path });
+    const problem = ownershipProblem(vm, request.runId);
+    if (problem !== undefined) throw fail('bad-input', `${path} exists but ${problem}; delete or rename it`, { instance: path });
   }
 
   private addressOf(vm: Instance): string | undefined {

@@ -32,7 +32,6 @@ import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/tpu';
 import { V6E_ACCELERATORS } from '../../pipeline/input.ts';
 import type { LeaseRecord } from '../../pipeline/janitor.ts';
-import { LEASE_OWNER } from '../../pipeline/janitor.ts';
 import { computeName } from '../../pipeline/naming.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult, WorkerEndpoint } from '../types.ts';
 import type { ComputeProvider } from './provider.ts';
@@ -59,12 +58,7 @@ import {
 import { judgeHealth } from './tpu-health.ts';
 import { deleteTpuLease, listTpuLeases, type TpuScope } from './tpu-janitor.ts';
 import { createQueued, waitUntilActive } from './tpu-queued.ts';
-import { checkPlacement, machineLabels, machineMetadata } from './cloud-request.ts';
-
-/** Labelled by us for this run: owner label and the exact run id in the metadata. */
-function ownedBy(resource: { labels?: Record<string, string> | null; metadata?: Record<string, string> | null }, runId: string): boolean {
-  return resource.labels?.owner === LEASE_OWNER && resource.metadata?.['recogdrive-run'] === runId;
-}
+import { checkPlacement, machineLabels, machineMetadata, ownedByRun } from './cloud-request.ts';
 
 export { classifyTpuError, nodeState, v6eWorkerCount, type TpuClient, type TpuClientOptions } from './tpu-common.ts';
 export type { TpuScope } from './tpu-janitor.ts';
@@ -216,7 +210,7 @@ export class TpuApiComputeProvider implements ComputeProvider {
           const [existing] = await this.client.getNode({ name }).catch((e: unknown) => {
             throw classifyTpuError(e, { node: name, zone, during: 'reading' });
           });
-          if (!ownedBy(existing, request.runId)) {
+          if (!ownedByRun(existing.labels, existing.metadata, request.runId)) {
             throw failure('TpuBadInput', `a TPU node named ${name} already exists and is not this run's (its owner label or run metadata differ): it is left alone; delete it or run under another id`, true, { node: name, zone });
           }
         }
@@ -254,17 +248,14 @@ export class TpuApiComputeProvider implements ComputeProvider {
    * Not found → false (nothing to delete).
    */
   private async isOurs(kind: 'node' | 'queued-resource', name: string, zone: string, runId: string): Promise<boolean> {
+    let resource: { labels?: Record<string, string> | null; metadata?: Record<string, string> | null };
     try {
-      if (kind === 'node') return ownedBy((await this.client.getNode({ name }))[0], runId) || this.leaveAlone(name, runId);
-      const [qr] = await this.client.getQueuedResource({ name });
-      return ownedBy(qr.tpu?.nodeSpec?.[0]?.node ?? {}, runId) || this.leaveAlone(name, runId);
+      resource = kind === 'node' ? (await this.client.getNode({ name }))[0] : ((await this.client.getQueuedResource({ name }))[0].tpu?.nodeSpec?.[0]?.node ?? {});
     } catch (error) {
       if (codeOf(error) === grpc.status.NOT_FOUND) return false;
       throw classifyTpuError(error, { node: name, zone, during: 'reading before deleting' });
     }
-  }
-
-  private leaveAlone(name: string, runId: string): false {
+    if (ownedByRun(resource.labels, resource.metadata, runId)) return true;
     (this.options.note ?? defaultNote)(`${name} is not run ${runId}'s (owner label or run metadata differ): not deleted`);
     return false;
   }

@@ -15,12 +15,12 @@
  */
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
-import { containerName, stageWorkflowId } from '../pipeline/naming.ts';
+import { stageWorkflowId } from '../pipeline/naming.ts';
 import type { RunStatus } from '../pipeline/status.ts';
 import { runStatusQuery } from '../workflows/messages.ts';
 import { runJanitorOnce } from '../workers/janitor-command.ts';
 import { PROJECT_ROOT } from '../workers/project-root.ts';
-import { cloudWorkerEnv, pinnedTestbedImage, startFakeTpuCloud, tpuInput, ZONES, type FakeTpuCloud } from '../test/helpers/cloud-env.ts';
+import { cloudWorkerEnv, type FakeTpuCloud, metricCacheStatus, pinnedTestbedImage, startFakeTpuCloud, tpuInput, vmGone, ZONES } from '../test/helpers/cloud-env.ts';
 import { startTestEnv, waitUntilRunning, type TestEnv } from '../test/helpers/local-env.ts';
 import { testbedUnmet } from '../test/testbed/requirements.ts';
 import { startTestbed } from '../test/testbed/testbed.ts';
@@ -36,7 +36,6 @@ if (unmet !== undefined) {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
 
 async function until(handle: WorkflowHandle, predicate: (s: RunStatus) => boolean, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs;
@@ -69,17 +68,17 @@ async function preemptionRound(env: TestEnv, cloud: FakeTpuCloud, image: string,
   const preemptedAt = Date.now();
   cloud.fake.preemptAt(node!.name);
   await killVm(cloud, node!.name, runId);
-  const noticedAt = await until(handle, (s) => metricCache(s).attempt === 2, 120_000);
-  const runningAt = await until(handle, (s) => metricCache(s).attempt === 2 && metricCache(s).phase === 'running', createMs + 180_000);
+  const noticedAt = await until(handle, (s) => metricCacheStatus(s).attempt === 2, 120_000);
+  const runningAt = await until(handle, (s) => metricCacheStatus(s).attempt === 2 && metricCacheStatus(s).phase === 'running', createMs + 180_000);
   const replacement = cloud.nodesOf(runId).find((n) => n.name !== node!.name)!;
   await handle.cancel();
   await env.stack.client.workflow.getHandle(stageWorkflowId(runId, 'metricCache')).result().catch(() => {});
   return { noticedMs: noticedAt - preemptedAt, readyMs: replacement.readyAt - preemptedAt, runningMs: runningAt - preemptedAt };
 }
 
-/** A preempted VM takes its containers with it: the test bed worker standing in for it loses the stage's. */
+/** A preempted VM takes its containers with it. */
 async function killVm(cloud: FakeTpuCloud, nodeName: string, runId: string): Promise<void> {
-  await bed.docker(cloud.slotOf(nodeName)!, ['rm', '-f', containerName(runId, 'metricCache')]);
+  await vmGone(bed, cloud.slotOf(nodeName)!, runId);
 }
 
 type Fault = 'stockout' | 'preemption' | 'cancel-provisioning' | 'cancel-running' | 'failing-deletes' | 'quota' | 'none';

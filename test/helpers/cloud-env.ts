@@ -9,7 +9,9 @@
  * deployment uses (RECOGDRIVE_GCP_PROJECTS, RECOGDRIVE_TPU_API_ENDPOINT,
  * RECOGDRIVE_COMPUTE_API_ENDPOINT...).
  */
+import { containerName } from '../../pipeline/naming.ts';
 import type { StageName } from '../../pipeline/stages.ts';
+import type { RunStatus, StageStatus } from '../../pipeline/status.ts';
 import { FakeComputeEngine, type FakeInstance } from '../fakes/compute-engine/server.ts';
 import { FakeTpuApi, type FakeNode } from '../fakes/tpu-api/server.ts';
 import { join } from 'node:path';
@@ -177,3 +179,16 @@ export async function eventually(check: () => boolean, what: string, timeoutMs =
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * What a VM going away does to the test bed worker standing in for it: the stage's container is
+ * gone and, when `unreachable`, its sshd too. Returns how to bring that worker back.
+ */
+export async function vmGone(bed: Testbed, slot: number, runId: string, options: { unreachable?: boolean } = {}): Promise<() => Promise<void>> {
+  if (options.unreachable === true) await bed.stopWorker(slot);
+  await bed.docker(slot, ['rm', '-f', containerName(runId, 'metricCache')]);
+  return options.unreachable === true ? () => bed.startWorker(slot) : async () => {};
+}
+
+/** The metric cache's entry of a run's status (the stage the cloud tests run). */
+export const metricCacheStatus = (status: RunStatus): StageStatus => status.stages.find((s) => s.stage === 'metricCache')!;

@@ -7,9 +7,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { containerName, stageWorkflowId } from '../../pipeline/naming.ts';
-import type { RunStatus } from '../../pipeline/status.ts';
-import { startCloudBed, tpuInput, ZONES } from '../helpers/cloud-env.ts';
+import { stageWorkflowId } from '../../pipeline/naming.ts';
+import { metricCacheStatus, startCloudBed, tpuInput, vmGone, ZONES } from '../helpers/cloud-env.ts';
 import { waitForStatus, waitUntilRunning } from '../helpers/local-env.ts';
 import { HISTORY_DIR } from './history-dir.ts';
 
@@ -26,8 +25,8 @@ try {
   cloud.fake.stockout(ZONES[0], false);
   const [node] = cloud.nodesOf(runId);
   cloud.fake.preemptAt(node!.name);
-  await bed.docker(cloud.slotOf(node!.name)!, ['rm', '-f', containerName(runId, 'metricCache')]);
-  await waitForStatus(handle, (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!.attempt === 2, 60_000);
+  await vmGone(bed, cloud.slotOf(node!.name)!, runId);
+  await waitForStatus(handle, (s) => metricCacheStatus(s).attempt === 2, 60_000);
   await handle.result();
   await mkdir(HISTORY_DIR, { recursive: true });
   for (const workflowId of [runId, stageWorkflowId(runId, 'metricCache')]) {

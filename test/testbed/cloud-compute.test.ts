@@ -10,12 +10,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { computeName, containerName, shortHash, stageWorkflowId } from '../../pipeline/naming.ts';
-import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
+import { computeName, shortHash, stageWorkflowId } from '../../pipeline/naming.ts';
+import type { RunSummary } from '../../pipeline/status.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { runJanitorOnce } from '../../workers/janitor-command.ts';
 import { runFailure } from '../helpers/assertions.ts';
-import { type CloudBed, cloudWorkerEnv, eventually, type FakeTpuCloud, PROJECT, startCloudBed, tpuInput, ZONES } from '../helpers/cloud-env.ts';
+import { type CloudBed, cloudWorkerEnv, eventually, type FakeTpuCloud, metricCacheStatus, PROJECT, startCloudBed, tpuInput, vmGone, ZONES } from '../helpers/cloud-env.ts';
 import { waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
 import { testbedSkip } from './requirements.ts';
 import type { Testbed } from './testbed.ts';
@@ -83,16 +83,14 @@ test('a preemption mid-stage gets a new VM (on-demand after the fall-back), dele
   // The VM dies: the cloud says PREEMPTED, its SSH goes away with its containers.
   const preemptedAt = Date.now();
   cloud.fake.preemptAt(first.name);
-  await bed.stopWorker(slot);
+  const revive = await vmGone(bed, slot, runId, { unreachable: true });
   let noticedMs: number;
   try {
-    await bed.docker(slot, ['rm', '-f', containerName(runId, 'metricCache')]);
-    const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
-    const status = await waitForStatus(handle, (s) => metricCache(s).attempt === 2 && metricCache(s).phase === 'running', 60_000);
+    const status = await waitForStatus(handle, (s) => metricCacheStatus(s).attempt === 2 && metricCacheStatus(s).phase === 'running', 60_000);
     noticedMs = Date.now() - preemptedAt;
-    assert.match(metricCache(status).computeEvent ?? '', /preemption 1 .*on-demand/);
+    assert.match(metricCacheStatus(status).computeEvent ?? '', /preemption 1 .*on-demand/);
   } finally {
-    await bed.startWorker(slot);
+    await revive();
   }
 
   const summary = (await handle.result()) as RunSummary;
@@ -233,11 +231,10 @@ test('a TPU put under maintenance while the stage runs is noticed by the health 
   const [first] = cloud.nodesOf(runId);
   // The VM stays reachable and its container keeps running: only the cloud's health says it is going away.
   cloud.fake.maintenance(first!.name);
-  const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
-  const status = await waitForStatus(handle, (s) => metricCache(s).attempt === 2, 30_000);
-  assert.match(metricCache(status).computeEvent ?? '', /node lost \(maintenance/);
+  const status = await waitForStatus(handle, (s) => metricCacheStatus(s).attempt === 2, 30_000);
+  assert.match(metricCacheStatus(status).computeEvent ?? '', /node lost \(maintenance/);
   // Deleting the node would have taken its container with it.
-  await bed.docker(cloud.slotOf(first!.name)!, ['rm', '-f', containerName(runId, 'metricCache')]);
+  await vmGone(bed, cloud.slotOf(first!.name)!, runId);
 
   const summary = (await handle.result()) as RunSummary;
   const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
@@ -274,7 +271,7 @@ test('past maxNodeLosses a preempted stage fails with the preemption and says wh
   await waitUntilRunning(handle, 'metricCache');
   const [node] = cloud.nodesOf(runId);
   cloud.fake.preemptAt(node!.name);
-  await bed.docker(cloud.slotOf(node!.name)!, ['rm', '-f', containerName(runId, 'metricCache')]);
+  await vmGone(bed, cloud.slotOf(node!.name)!, runId);
   const failure = await runFailure(handle.result());
   assert.equal(failure.stageType, 'TpuPreempted');
   assert.match(failure.message, /more than maxNodeLosses 0/);

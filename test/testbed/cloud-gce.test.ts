@@ -9,10 +9,10 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeName, containerName, runSlug, shortHash } from '../../pipeline/naming.ts';
+import { computeName, runSlug, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS } from '../../pipeline/stages.ts';
-import type { RunStatus, RunSummary } from '../../pipeline/status.ts';
-import { type CloudBed, type FakeTpuCloud, gceInput, PROJECT, startCloudBed, ZONES } from '../helpers/cloud-env.ts';
+import type { RunSummary } from '../../pipeline/status.ts';
+import { type CloudBed, type FakeTpuCloud, gceInput, metricCacheStatus, PROJECT, startCloudBed, vmGone, ZONES } from '../helpers/cloud-env.ts';
 import { waitForStatus, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
 import { testbedSkip } from './requirements.ts';
 import type { Testbed } from './testbed.ts';
@@ -117,14 +117,12 @@ test('a spot VM preempted mid-stage gets a new VM (on-demand after the fall-back
 
   // The VM dies: Compute Engine records the preemption and stops it; its SSH goes away with its containers.
   cloud.gce.preemptAt(firstPath);
-  await bed.stopWorker(slot);
+  const revive = await vmGone(bed, slot, runId, { unreachable: true });
   try {
-    await bed.docker(slot, ['rm', '-f', containerName(runId, 'metricCache')]);
-    const metricCache = (s: RunStatus) => s.stages.find((x) => x.stage === 'metricCache')!;
-    const status = await waitForStatus(handle, (s) => metricCache(s).attempt === 2 && metricCache(s).phase === 'running', 60_000);
-    assert.match(metricCache(status).computeEvent ?? '', /preemption 1 .*on-demand/);
+    const status = await waitForStatus(handle, (s) => metricCacheStatus(s).attempt === 2 && metricCacheStatus(s).phase === 'running', 60_000);
+    assert.match(metricCacheStatus(status).computeEvent ?? '', /preemption 1 .*on-demand/);
   } finally {
-    await bed.startWorker(slot);
+    await revive();
   }
 
   const summary = (await handle.result()) as RunSummary;

@@ -37,7 +37,8 @@ import { verifyFromMarkers, verifyProvidedOutput } from './verify/index.ts';
 import { watchWithHealth } from './compute/health-watch.ts';
 import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
-import { failedMarkerPath } from '../pipeline/markers.ts';
+import { markerFiles } from '../pipeline/markers.ts';
+import { markerLocationsToTry, markerReaders } from './artifacts/marker-readers.ts';
 import type { PlanContext } from '../pipeline/plan.ts';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { decideLeaks, runStateOf, workflowsToCheck, type DeleteOutcome, type LeaseRecord, type RunStateInfo } from '../pipeline/janitor.ts';
@@ -166,7 +167,8 @@ export function createActivities(deps: ActivityDependencies) {
     async verifyProvided(request: VerifyProvidedRequest): Promise<Array<{ stage: string; uri: string; problems: string[] }>> {
       return Promise.all(
         request.artifacts.map(async ({ stage, uri, verification }) => {
-          const report = await verifyProvidedOutput(storeFor(uri).reader(uri), verification);
+          const candidates = markerLocationsToTry(uri).map((markers) => markerReaders(storeFor, uri, markers));
+          const report = await verifyProvidedOutput(candidates, storeFor(uri).reader(uri), verification);
           return { stage, uri, problems: report.problems };
         }),
       );
@@ -184,7 +186,8 @@ export function createActivities(deps: ActivityDependencies) {
 
     /** Records the failure of an attempt that its wrapper could not record (lost host, hang, kill); first verdict stands. */
     async recordAttemptFailure(request: RecordFailureRequest): Promise<boolean> {
-      return storeFor(request.outputUri).createIfAbsent(`${request.outputUri}/${failedMarkerPath(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
+      const { uri, layout } = request.markers ?? { layout: 'inside', uri: request.outputUri };
+      return storeFor(uri).createIfAbsent(`${uri}/${markerFiles(layout).failed(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
     },
 
     /** Cloud quota and capacity are the failover's business (workflows/stage.ts); this is one try in one placement. */
@@ -241,7 +244,7 @@ export function createActivities(deps: ActivityDependencies) {
     },
 
     async verifyStage(request: VerifyRequest): Promise<VerifyReport> {
-      return verifyFromMarkers(storeFor(request.outputUri).reader(request.outputUri), request.verification, request.seenPatterns);
+      return verifyFromMarkers(markerReaders(storeFor, request.outputUri, request.markers ?? { layout: 'inside', uri: request.outputUri }), request.verification, request.seenPatterns);
     },
 
     async stopStage(request: StopRequest): Promise<void> {

@@ -6,7 +6,7 @@ import type { ProgressHints } from '../pipeline/progress.ts';
 import type { ExitOutcome } from '../pipeline/failures.ts';
 import type { StageName } from '../pipeline/stages.ts';
 import type { ArtifactRecord, ConsumerRecord, RunRecord, SampledFile } from '../pipeline/lineage.ts';
-import type { FailedMarker } from '../pipeline/markers.ts';
+import type { FailedMarker, MarkerLocation } from '../pipeline/markers.ts';
 import type { PipelineConfig } from '../pipeline/input.ts';
 
 /** One machine of a stage's compute (a TPU slice has several). */
@@ -64,6 +64,8 @@ export interface LaunchRequest {
   launch: LaunchSpec;
   attempt: number;
   compute: ComputeSpec;
+  /** The stage's hang timeout: the executor has the wrapper report output growth often enough for it (absent: every 30 s). */
+  hangTimeoutMs?: number;
 }
 
 export interface LaunchResult {
@@ -95,6 +97,8 @@ export type WatchResult = ExitOutcome;
 export interface VerifyRequest {
   stage: StageName;
   outputUri: string;
+  /** Where the output's completion markers are (pipeline/launch.ts launchMarkers); absent in requests of older workflows: inside the output. */
+  markers?: MarkerLocation;
   verification: VerificationSpec;
   /** Log patterns the watcher saw; undefined when no watcher saw the log (an earlier attempt's DONE.json). */
   seenPatterns?: string[];
@@ -126,6 +130,8 @@ export interface RecordArtifactRequest {
 
 export interface RecordFailureRequest {
   outputUri: string;
+  /** Where the output's completion markers are; absent in requests of older workflows: inside the output. */
+  markers?: MarkerLocation;
   marker: FailedMarker;
 }
 

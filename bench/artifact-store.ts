@@ -23,7 +23,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GcsArtifactStore } from '../activities/artifacts/gcs-store.ts';
 import { LineageStore } from '../activities/lineage/lineage-store.ts';
+import { markerReaders } from '../activities/artifacts/marker-readers.ts';
 import { checkStillValid, verifyFromMarkers, verifyStageOutputs } from '../activities/verify/index.ts';
+import { markerLocation } from '../pipeline/markers.ts';
+import { UPSTREAM_FIXES } from '../pipeline/upstream.ts';
 import type { VerificationSpec } from '../pipeline/contracts/types.ts';
 import { parsePipelineInput } from '../pipeline/input.ts';
 import type { ArtifactRecord } from '../pipeline/lineage.ts';
@@ -68,8 +71,8 @@ async function storeOver(seedDir?: string) {
   return { store, measure, stop };
 }
 
-/** A feature cache of `files` files made by the real wrapper around a command, in `dir`. */
-async function wrappedCache(dir: string, files: number, spec: VerificationSpec): Promise<void> {
+/** A feature cache of `files` files made by the real wrapper around a command, in `dir` (its markers in `markersDir`). */
+async function wrappedCache(dir: string, markersDir: string, files: number, spec: VerificationSpec): Promise<void> {
   const tokens = files / 2;
   const script = `const fs=require('fs'),p=require('path');const o=process.env.RECOGDRIVE_OUTPUT_DIR;
 for(let i=0;i<${tokens};i++){const d=p.join(o,'log-'+(i%100),'token-'+i);fs.mkdirSync(d,{recursive:true});
@@ -81,6 +84,7 @@ console.log('Caching Complete.');`;
       RECOGDRIVE_STAGE: 'featureCache',
       RECOGDRIVE_ATTEMPT: '1',
       RECOGDRIVE_OUTPUT_DIR: dir,
+      RECOGDRIVE_MARKER_DIR: markersDir,
       RECOGDRIVE_OUTPUT_CHECK: JSON.stringify(spec.outputs),
     },
     maxBuffer: 64 * 1024 * 1024,
@@ -99,13 +103,14 @@ try {
     const seedDir = await mkdtemp(join(tmpdir(), 'rd-bench-seed-'));
     const prefix = `cache-${files}`;
     const makeStart = performance.now();
-    await wrappedCache(join(seedDir, BUCKET, prefix), files, spec);
+    await wrappedCache(join(seedDir, BUCKET, prefix), join(seedDir, BUCKET, '_recogdrive', prefix), files, spec);
     const wrapperMs = Math.round(performance.now() - makeStart);
     const loadStart = performance.now();
     const { store, measure, stop } = await storeOver(seedDir);
     console.log(`  (setup: ${files} files made by the wrapper in ${wrapperMs} ms, loaded into the emulator in ${Math.round(performance.now() - loadStart)} ms)`);
     const uri = `gs://${BUCKET}/${prefix}`;
-    const markers = await measure(() => verifyFromMarkers(store.reader(uri), spec, ['Caching Complete.']));
+    const readers = markerReaders(() => store, uri, markerLocation(uri, 'beside'));
+    const markers = await measure(() => verifyFromMarkers(readers, spec, ['Caching Complete.']));
     if (!markers.value.ok) throw new Error(`verification failed: ${markers.value.problems.join('; ')}`);
     const walk = files <= walkMaxFiles ? await measure(() => verifyStageOutputs(store.reader(uri), spec, ['Caching Complete.'])) : undefined;
     const record = {
@@ -113,7 +118,7 @@ try {
       manifest: markers.value.manifest!,
       samples: markers.value.samples!,
     } as unknown as ArtifactRecord;
-    const reuse = await measure(() => checkStillValid(store.reader(uri), record));
+    const reuse = await measure(() => checkStillValid(readers, record));
     rows.push(
       `${String(files).padStart(7)} files | wrapper manifest+check ${String(wrapperMs).padStart(6)} ms (in the container, local disk) | ` +
         `verify from markers ${markers.requests} requests ${markers.ms} ms | walking the cache ${walk === undefined ? `skipped (would be ${files / 2 + 101} requests: one list per log and per token folder)` : `${walk.requests} requests ${walk.ms} ms`} | ` +
@@ -143,6 +148,7 @@ try {
     experiment: 'bench',
     artifactRoot: `gs://${BUCKET}/root`,
     paths: { hostRepoDir: '/srv/recogdrive' },
+    upstreamFixes: [...UPSTREAM_FIXES],
     images: { stage1: 'r.example/recogdrive-tpu@sha256:' + '1'.repeat(64), unified: 'r.example/recogdrive-tpu@sha256:' + '2'.repeat(64) },
   });
   const iterations = 200;

@@ -138,7 +138,7 @@ export const COMPUTE_FAILURES: Readonly<Record<ComputeFailureClass, ComputeFailu
     reprovision: true,
     giveUp: false,
     countsAgainstCodeErrorBudget: false,
-    hint: 'The spot/preemptible TPU was taken back. It cannot be restarted: it is deleted and a new one is provisioned (first zone first); the stage resumes from its latest checkpoint. Configure spotFallbackAfterPreemptions to fall back to on-demand.',
+    hint: 'The spot/preemptible TPU was taken back. It cannot be restarted: it is deleted and a new one is provisioned (first zone first), where the stage starts again as its plan note "On retry" says (no trainer resumes upstream; the metric cache skips what it already wrote). Configure spotFallbackAfterPreemptions to fall back to on-demand.',
   },
   maintenance: {
     type: 'TpuMaintenance',
@@ -148,7 +148,7 @@ export const COMPUTE_FAILURES: Readonly<Record<ComputeFailureClass, ComputeFailu
     reprovision: true,
     giveUp: false,
     countsAgainstCodeErrorBudget: false,
-    hint: 'The TPU went away under the run (maintenance, termination, failed repair, stopped or deleted). It is deleted and a new one is provisioned; the stage resumes from its latest checkpoint.',
+    hint: 'The TPU went away under the run (maintenance, termination, failed repair, stopped or deleted). It is deleted and a new one is provisioned, where the stage starts again as its plan note "On retry" says (no trainer resumes upstream; the metric cache skips what it already wrote).',
   },
   'bad-input': {
     type: 'TpuBadInput',

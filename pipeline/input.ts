@@ -5,8 +5,10 @@
  */
 import { z } from 'zod';
 import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
-import { OVERRIDE_ALLOW_LIST, SAFE_OVERRIDE_TEXT } from './overrides.ts';
+import { SAFE_OVERRIDE_TEXT } from './overrides.ts';
 import { parseDuration } from './duration.ts';
+import { OVERRIDES_ALLOWED, overrideKeysKnown, UPSTREAM_FIXES } from './upstream.ts';
+import { upstreamRefusals } from './upstream-checks.ts';
 
 // ---- scalar formats --------------------------------------------------------------------
 
@@ -157,12 +159,18 @@ export function isCloudBackend(backend: ComputeBackend): backend is CloudBackend
 
 // ---- per-stage settings ----------------------------------------------------------------
 
+/**
+ * Overrides: a per-stage allow-list of keys that exist upstream and change what runs
+ * (pipeline/upstream.ts). Keys upstream refuses or ignores pass this schema and are refused with
+ * their reason by the upstream checks, so the user learns why.
+ */
 function overridesFor(stage: StageName) {
-  const allowed = OVERRIDE_ALLOW_LIST[stage];
+  const known = overrideKeysKnown(stage);
+  const allowed = OVERRIDES_ALLOWED[stage];
   return z
     .record(
-      z.string().refine((k) => allowed.includes(k), {
-        message: `not an allowed override for ${stage} (allowed: ${allowed.join(', ')})`,
+      z.string().refine((k) => known.includes(k), {
+        message: `not an allowed override for ${stage} (${allowed.length === 0 ? 'it takes none' : `allowed: ${allowed.join(', ')}`})`,
       }),
       z.union([
         z.string().regex(SAFE_OVERRIDE_TEXT, 'override values may not contain quotes, backslashes, control characters or "${"'),
@@ -387,6 +395,14 @@ export const PipelineInput = z
     eval: Eval.prefault({}),
     orchestration: Orchestration.prefault({}),
     reuse: Reuse.prefault({}),
+    /**
+     * Known upstream defects your ReCogDrive checkout fixes (pipeline/upstream.ts). A stage that
+     * hits one is refused before anything is created unless it is listed here.
+     */
+    upstreamFixes: z
+      .array(z.enum(UPSTREAM_FIXES))
+      .refine((list) => new Set(list).size === list.length, 'lists a fix twice')
+      .default([]),
   })
   .superRefine((input, ctx) => {
     const selected = new Set<StageName>(input.stages);
@@ -441,10 +457,22 @@ export class InvalidPipelineInput extends Error {
   }
 }
 
+export interface ParseOptions {
+  /**
+   * Check the input against the upstream code (pipeline/upstream-checks.ts); default true. Only
+   * the workflow turns it off, to replay runs started before these checks existed.
+   */
+  upstreamChecks?: boolean;
+}
+
 /** Parses a raw input; throws InvalidPipelineInput listing every failing field by path. */
-export function parsePipelineInput(raw: unknown): PipelineConfig {
+export function parsePipelineInput(raw: unknown, options: ParseOptions = {}): PipelineConfig {
   const result = PipelineInput.safeParse(raw);
-  if (result.success) return result.data;
+  if (result.success) {
+    const refusals = options.upstreamChecks === false ? [] : upstreamRefusals(result.data);
+    if (refusals.length === 0) return result.data;
+    throw new InvalidPipelineInput(refusals.map((r) => `${r.path}: ${r.message}`));
+  }
   throw new InvalidPipelineInput(
     result.error.issues.map((issue) => {
       const path = issue.path.map(String).join('.');

@@ -2,7 +2,7 @@
 import { join as shellJoin } from 'shlex';
 import { CONTRACTS } from './contracts/index.ts';
 import { REPO_MOUNT } from './contracts/args.ts';
-import { WRAPPER_ENV } from './markers.ts';
+import { markerLocation, WRAPPER_ENV, type MarkerLayout, type MarkerLocation } from './markers.ts';
 import { containerName } from './naming.ts';
 import type { PipelineConfig } from './input.ts';
 import type { StageName } from './stages.ts';
@@ -30,6 +30,25 @@ export interface LaunchSpec {
   /** Which arguments of the trainer the orchestrator added (not part of the TPU guide's command). */
   addedArgs: string[];
   output: { uri: string; containerPath: string };
+  /**
+   * The completion markers' folder beside the output (pipeline/markers.ts), mounted for the
+   * wrapper. Absent in launch specs of runs started before the markers moved out of the data tree
+   * (their wrapper writes them inside the output).
+   */
+  markers?: { uri: string; containerPath: string };
+}
+
+/** Where the wrapper writes the markers in the container: outside the repo mount and every output. */
+export const MARKERS_MOUNT = '/var/lib/recogdrive/markers';
+
+/** Where a launch's markers are in the artifact store. */
+export function launchMarkers(launch: Pick<LaunchSpec, 'markers' | 'output'>): MarkerLocation {
+  return launch.markers === undefined ? { layout: 'inside', uri: launch.output.uri } : { layout: 'beside', uri: launch.markers.uri };
+}
+
+export interface LaunchOptions {
+  /** `beside` (default) for every new run; `inside` replays runs started before the markers moved out. */
+  markers?: MarkerLayout;
 }
 
 /**
@@ -52,11 +71,13 @@ export function buildLaunchSpec(
   runId: string,
   stage: StageName,
   artifactUris: Readonly<Partial<Record<StageName, string>>>,
+  options: LaunchOptions = {},
 ): LaunchSpec {
   const contract = CONTRACTS[stage];
   const rendered = contract.render(config);
   const outputUri = artifactUris[stage];
   if (outputUri === undefined) throw new Error(`no artifact URI for ${stage}`);
+  const markers = (options.markers ?? 'beside') === 'beside' ? { uri: markerLocation(outputUri, 'beside').uri, containerPath: MARKERS_MOUNT } : undefined;
 
   const inputMounts: Mount[] = rendered.inputs.map((input) => {
     const uri = artifactUris[input.stage];
@@ -81,6 +102,7 @@ export function buildLaunchSpec(
       { source: { kind: 'host', path: config.paths.hostRepoDir }, target: REPO_MOUNT, readOnly: false },
       ...inputMounts,
       { source: { kind: 'artifact', uri: outputUri }, target: contract.outputPath(config), readOnly: false },
+      ...(markers === undefined ? [] : [{ source: { kind: 'artifact', uri: markers.uri } as const, target: markers.containerPath, readOnly: false }]),
     ],
     // The user's extra env comes after the contract's, which it may not replace (see RESERVED_ENV);
     // the wrapper's (RECOGDRIVE_*, which the user may not set) come last. The executor adds the
@@ -90,11 +112,13 @@ export function buildLaunchSpec(
       ...config[stage].env,
       [WRAPPER_ENV.stage]: stage,
       [WRAPPER_ENV.outputDir]: contract.outputPath(config),
+      ...(markers === undefined ? {} : { [WRAPPER_ENV.markerDir]: markers.containerPath }),
       [WRAPPER_ENV.outputCheck]: JSON.stringify(contract.verification(config).outputs),
     },
     command: [...STAGE_WRAPPER, ...command],
     addedArgs: rendered.addedArgs,
     output: { uri: outputUri, containerPath: contract.outputPath(config) },
+    ...(markers === undefined ? {} : { markers }),
   };
 }
 

@@ -3,7 +3,8 @@
  * Everything lives in the artifact store under the artifact root, so any worker, the CLI and the
  * API answer the same:
  *
- *   <output>/_recogdrive/ARTIFACT.json                   the artifact's record (once verified)
+ *   <markers>/ARTIFACT.json                              the artifact's record (once verified), beside its
+ *                                                        completion markers (pipeline/markers.ts)
  *   <root>/lineage/fingerprints/<stage>/<fp>.json        fingerprint index: the first verified output of a fingerprint
  *   <root>/lineage/consumers/<fp>/<run>--<stage>.json    one object per run stage that read or reused it
  *   <root>/lineage/runs/<run>.json                       a run's plan: decisions, fingerprints, components, source run
@@ -12,6 +13,7 @@
  * lose each other's entries.
  */
 import type { FingerprintComponents } from './fingerprint.ts';
+import type { MarkerLocation } from './markers.ts';
 import { runSlug } from './naming.ts';
 import { STAGE_SLUGS, type StageName } from './stages.ts';
 
@@ -28,6 +30,8 @@ export interface ArtifactRecord {
   stage: StageName;
   fingerprint: string;
   uri: string;
+  /** Where its completion markers are; absent for outputs made before they moved beside the data (inside `uri`). */
+  markers?: MarkerLocation;
   /** The artifact root of the producing run (its lineage folder holds the consumers of this artifact). */
   artifactRoot: string;
   components: FingerprintComponents;
@@ -155,4 +159,9 @@ export function consumerRecordsOf(
     }
   }
   return out;
+}
+
+/** Where a recorded artifact's completion markers are. */
+export function recordMarkers(record: Pick<ArtifactRecord, 'uri' | 'markers'>): MarkerLocation {
+  return record.markers ?? { layout: 'inside', uri: record.uri };
 }

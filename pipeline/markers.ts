@@ -1,37 +1,86 @@
 /**
  * The stage completion protocol: what the stage wrapper (docker/stage-wrapper/, inside the
- * container) leaves next to a stage's outputs, and where. Types and paths only, no imports, so
- * the wrapper can use this file inside any image with nothing but a `node` binary.
+ * container) and the orchestrator leave beside a stage's outputs, and where. Types and paths only,
+ * no imports, so the wrapper can use this file inside any image with nothing but a `node` binary.
  *
- *   <output>/DONE.json                            exactly once per output, when the command exited 0
- *   <output>/_recogdrive/MANIFEST.tsv             "<path>\t<bytes>\n" per output file, sorted by path
- *   <output>/_recogdrive/attempt-<N>/FAILED.json  exactly once per failed attempt
- *   <output>/_recogdrive/attempt-<N>/progress.json  replaced while the attempt runs
- *   <output>/_recogdrive/ARTIFACT.json            lineage record, written by the orchestrator once verified
+ * The markers live in a folder of their own BESIDE the output, never inside it: upstream readers
+ * iterate every entry of a cache root (navsim's Dataset._load_valid_caches calls iterdir() on each),
+ * so a DONE.json there crashes the evaluation and a marker folder would be taken for a log.
+ *
+ *   <parent>/_recogdrive/<name>/DONE.json                      exactly once per output, when the command exited 0
+ *   <parent>/_recogdrive/<name>/MANIFEST.tsv                   "<path>\t<bytes>\n" per output file, sorted by path
+ *   <parent>/_recogdrive/<name>/attempt-<N>/FAILED.json        exactly once per failed attempt
+ *   <parent>/_recogdrive/<name>/attempt-<N>/progress.json      replaced while the attempt runs
+ *   <parent>/_recogdrive/<name>/ARTIFACT.json                  lineage record, written by the orchestrator once verified
+ *
+ * for an output `<parent>/<name>` (a run's stage output `<root>/runs/<run>/<stage>` has its markers
+ * in `<root>/runs/<run>/_recogdrive/<stage>`). Outputs of runs started before this layout
+ * ("inside": DONE.json at the output root, the rest under `<output>/_recogdrive/`) stay readable.
  *
  * DONE.json and FAILED.json are created only if absent (O_EXCL on a file system or gcsfuse
  * mount, ifGenerationMatch=0 through the Cloud Storage API), so a second writer (a zombie
  * container, the orchestrator recording a kill) can never overwrite a verdict.
  */
 
-/** Folder of the protocol's own files; never part of a stage's outputs (manifest, checks). */
+/** Name of the folder of the protocol's own files (beside the outputs; inside them in the old layout). */
 export const MARKER_DIR = '_recogdrive';
 export const DONE_MARKER = 'DONE.json';
-export const MANIFEST_PATH = `${MARKER_DIR}/MANIFEST.tsv`;
-export const ARTIFACT_RECORD_PATH = `${MARKER_DIR}/ARTIFACT.json`;
 export const MARKER_SCHEMA = 1;
 
-export function attemptMarkerDir(attempt: number): string {
-  return `${MARKER_DIR}/attempt-${attempt}`;
-}
-export function failedMarkerPath(attempt: number): string {
-  return `${attemptMarkerDir(attempt)}/FAILED.json`;
-}
-export function progressMarkerPath(attempt: number): string {
-  return `${attemptMarkerDir(attempt)}/progress.json`;
+/**
+ * Where an output's markers are: `beside` (a folder of their own next to the output) or `inside`
+ * (the layout of runs started before markers moved out of the data tree).
+ */
+export type MarkerLayout = 'beside' | 'inside';
+
+/** An output's markers: the base URI (or path) every marker path below is relative to, and its layout. */
+export interface MarkerLocation {
+  layout: MarkerLayout;
+  uri: string;
 }
 
-/** True for output-relative paths that belong to the protocol, not to the stage's outputs. */
+/** The marker files of a layout, relative to MarkerLocation.uri. */
+export interface MarkerFiles {
+  done: string;
+  manifest: string;
+  artifact: string;
+  failed(attempt: number): string;
+  progress(attempt: number): string;
+}
+
+export function markerFiles(layout: MarkerLayout): MarkerFiles {
+  const dir = layout === 'beside' ? '' : `${MARKER_DIR}/`;
+  return {
+    done: DONE_MARKER,
+    manifest: `${dir}MANIFEST.tsv`,
+    artifact: `${dir}ARTIFACT.json`,
+    failed: (attempt) => `${dir}attempt-${attempt}/FAILED.json`,
+    progress: (attempt) => `${dir}attempt-${attempt}/progress.json`,
+  };
+}
+
+/**
+ * The folder beside an output that holds its markers: `<parent>/_recogdrive/<name>` for
+ * `<parent>/<name>` (URI or path). Undefined for an output without a parent (a bucket's root).
+ */
+export function besideMarkersUri(outputUri: string): string | undefined {
+  const trimmed = outputUri.replace(/\/+$/, '');
+  const slash = trimmed.lastIndexOf('/');
+  const parent = trimmed.slice(0, slash);
+  const name = trimmed.slice(slash + 1);
+  if (slash < 0 || name === '' || parent === '' || /^[a-z]+:\/?$/.test(parent) || /^gs:\/\/[^/]+$/.test(trimmed)) return undefined;
+  return `${parent}/${MARKER_DIR}/${name}`;
+}
+
+/** An output's markers in a layout (a `beside` output without a parent has none: callers check besideMarkersUri first). */
+export function markerLocation(outputUri: string, layout: MarkerLayout): MarkerLocation {
+  if (layout === 'inside') return { layout, uri: outputUri };
+  const uri = besideMarkersUri(outputUri);
+  if (uri === undefined) throw new Error(`${outputUri} has no parent folder to keep its markers beside it`);
+  return { layout, uri };
+}
+
+/** True for output-relative paths that belong to the old `inside` layout's protocol files, not to the stage's outputs. */
 export function isMarkerPath(path: string): boolean {
   return path === DONE_MARKER || path === MARKER_DIR || path.startsWith(`${MARKER_DIR}/`);
 }
@@ -43,6 +92,8 @@ export const WRAPPER_ENV = {
   worker: 'RECOGDRIVE_WORKER',
   /** Where the outputs are as the wrapper sees them (container path; a host path for the local executor). */
   outputDir: 'RECOGDRIVE_OUTPUT_DIR',
+  /** Where the markers go, beside the outputs (same kind of path). Unset: the old `inside` layout, under outputDir. */
+  markerDir: 'RECOGDRIVE_MARKER_DIR',
   /** JSON of the contract's OutputCheck (pipeline/contracts/types.ts). */
   outputCheck: 'RECOGDRIVE_OUTPUT_CHECK',
   /** Milliseconds between progress.json writes (default 30000). */
@@ -54,7 +105,7 @@ export interface ManifestSummary {
   bytes: number;
   /** "sha256:<hex>" of MANIFEST.tsv's exact bytes. */
   digest: string;
-  /** Output-relative path of the file list. */
+  /** Path of the file list, relative to the markers' location (MarkerLocation.uri). */
   list: string;
 }
 

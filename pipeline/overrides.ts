@@ -1,43 +1,10 @@
 /**
  * Free-form hyper-parameter overrides: the escape hatch for knobs the typed input does not
- * name. Keys come from a per-stage allow-list (so an override can never replace a path, an
- * input artifact or a typed field), values are scalars whose text cannot leave its argument:
- * it is passed as one argv element (never through a shell) and, for hydra, as a quoted string.
+ * name. Keys come from a per-stage allow-list (pipeline/upstream.ts: keys that exist upstream and
+ * have an effect, so an override can never replace a path, an input artifact or a typed field),
+ * values are scalars whose text cannot leave its argument: it is passed as one argv element
+ * (never through a shell) and, for hydra, as a quoted string.
  */
-import type { StageName } from './stages.ts';
-
-/** Hydra keys (hydra stages) or HuggingFace argument names (stage1) a user may override. */
-export const OVERRIDE_ALLOW_LIST: Readonly<Record<StageName, readonly string[]>> = {
-  stage1: [
-    'save_steps',
-    'max_steps',
-    'dataloader_num_workers',
-    'freeze_llm',
-    'freeze_backbone',
-    'freeze_mlp',
-    'unfreeze_vit_layers',
-    'use_llm_lora',
-    'vision_select_layer',
-    'tensorboard_id',
-    'seed',
-  ],
-  featureCache: ['seed', 'experiment_uid'],
-  stage2: [
-    'seed',
-    'trainer.params.accumulate_grad_batches',
-    'trainer.params.gradient_clip_val',
-    'trainer.params.precision',
-  ],
-  metricCache: ['cache.force_feature_computation', 'worker.threads_per_node', 'seed'],
-  stage3: [
-    'seed',
-    'trainer.params.accumulate_grad_batches',
-    'trainer.params.gradient_clip_val',
-    'agent.grpo_cfg.bc_coeff',
-    'agent.grpo_cfg.sample_time',
-  ],
-  eval: ['seed', 'worker.threads_per_node'],
-};
 
 /**
  * Text an override value may hold: printable characters except quotes, backslash and `${`

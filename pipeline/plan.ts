@@ -6,11 +6,12 @@
  */
 import { CONTRACTS, type VerificationSpec } from './contracts/index.ts';
 import { describeChanges, fingerprintOf, providedFingerprint, stageComponents, type FingerprintComponents } from './fingerprint.ts';
-import { buildLaunchSpec, type LaunchSpec } from './launch.ts';
+import { buildLaunchSpec, type LaunchOptions, type LaunchSpec } from './launch.ts';
 import { shortFingerprint, type ArtifactRecord, type RunRecord } from './lineage.ts';
 import { stageArtifactUri, stageWorkflowId } from './naming.ts';
 import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
 import type { ComputeSpec, PipelineConfig } from './input.ts';
+import { STAGE_DEFECTS, UPSTREAM_CODE, UPSTREAM_DEFECTS } from './upstream.ts';
 
 export type StageDecision = 'RUN' | 'REUSE' | 'PROVIDED' | 'SKIP';
 
@@ -90,7 +91,7 @@ export function planFingerprints(
   return out;
 }
 
-export function buildPlan(config: PipelineConfig, runId: string, context: PlanContext = {}): Plan {
+export function buildPlan(config: PipelineConfig, runId: string, context: PlanContext = {}, options: LaunchOptions = {}): Plan {
   const selected = new Set<StageName>(config.stages);
   const fingerprints = planFingerprints(config, context);
   const rerunFrom = config.reuse.fromStage === undefined ? new Set<StageName>() : descendantsOf(config.reuse.fromStage);
@@ -145,12 +146,12 @@ export function buildPlan(config: PipelineConfig, runId: string, context: PlanCo
       reason: runReason ?? 'no verified output with this fingerprint',
       artifactUri: artifactUris[stage],
       workflowId: stageWorkflowId(runId, stage),
-      launch: buildLaunchSpec(config, runId, stage, artifactUris),
+      launch: buildLaunchSpec(config, runId, stage, artifactUris, options),
       imageDigest: context.imageDigests?.[image] ?? `unresolved ${image}`,
       compute: settings.compute,
       verification: contract.verification(config),
       limits: { maxAttempts: settings.maxAttempts, timeoutMs: settings.timeout, hangTimeoutMs: settings.hangTimeout },
-      notes: contract.notes(config),
+      notes: [`On retry: ${contract.retry}`, ...declaredFixes(config, stage), ...contract.notes(config)],
     });
   }
   return {
@@ -191,6 +192,13 @@ function whyRun(
     return `run ${previous!.runId} has no verified, complete output with this fingerprint (${shortFingerprint(fingerprint)})`;
   }
   return `no verified output with fingerprint ${shortFingerprint(fingerprint)}`;
+}
+
+/** The upstream defects this stage would hit, which the input says its checkout fixes. */
+function declaredFixes(config: PipelineConfig, stage: StageName): string[] {
+  return STAGE_DEFECTS[stage]
+    .filter((fix) => config.upstreamFixes.includes(fix))
+    .map((fix) => `Runs only because upstreamFixes declares "${fix}": the checkout must ${UPSTREAM_DEFECTS[fix].fix} (${UPSTREAM_CODE} does not).`);
 }
 
 /** A stage and every stage downstream of it. */

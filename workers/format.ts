@@ -41,10 +41,11 @@ export function formatStatus(status: RunStatus): string {
     const progress = s.progress;
     const bar = progress?.fraction === undefined ? '' : ` ${progressBar(progress.fraction)} ${Math.round(progress.fraction * 100)}%`;
     const eta = progress?.etaSeconds === undefined || s.state !== 'running' ? '' : ` eta ${progress.etaSeconds}s`;
+    const output = progress?.output === undefined || s.state !== 'running' ? '' : ` output ${progress.output.files} files ${formatBytes(progress.output.bytes)}`;
     const phase = s.phase === undefined ? '' : ` (${s.phase})`;
     const attempt = s.attempt > 0 ? ` attempt ${s.attempt}` : '';
     const reused = s.state === 'reused' && s.reason !== undefined ? ` ${s.reason}` : '';
-    lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}${reused}`);
+    lines.push(`  ${s.stage.padEnd(13)} ${(s.state + phase).padEnd(22)}${attempt}${bar}${eta}${output}${reused}`);
     if (s.error !== undefined) lines.push(`    error: ${s.error.split('\n')[0]}`);
     if (s.computeEvent !== undefined) lines.push(`    compute: ${s.computeEvent}`);
     if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.now())}`);
@@ -74,4 +75,16 @@ export function formatSummary(summary: RunSummary): string {
     if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.parse(summary.endedAt))}`);
   }
   return lines.join('\n');
+}
+
+/** 1536 -> "1.5 KiB". */
+function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { PipelineInputRaw } from '../pipeline/input.ts';
 import { STAGES, type StageName } from '../pipeline/stages.ts';
+import { UPSTREAM_FIXES, type UpstreamFix } from '../pipeline/upstream.ts';
 import { SIMULATOR_MAIN } from './local-backend.ts';
 
 const run = promisify(execFile);
@@ -19,9 +20,15 @@ export interface SeededDataset {
   stage1Samples: number;
 }
 
-/** Writes (or rewrites) the scaled-down dataset checkout; idempotent. */
-export async function seedDataset(dir: string, size: { logs?: number; tokensPerLog?: number; testLogs?: number } = {}): Promise<SeededDataset> {
-  const args = [SIMULATOR_MAIN, 'seed', '--dir', dir];
+/**
+ * Writes (or rewrites) the scaled-down dataset checkout; idempotent. `fixes`: the upstream defects
+ * the simulated checkout fixes (default all of them, matching localPipelineInput's upstreamFixes).
+ */
+export async function seedDataset(
+  dir: string,
+  size: { logs?: number; tokensPerLog?: number; testLogs?: number; fixes?: readonly UpstreamFix[] } = {},
+): Promise<SeededDataset> {
+  const args = [SIMULATOR_MAIN, 'seed', '--dir', dir, '--fixes', size.fixes === undefined ? 'all' : size.fixes.join(',') || 'none'];
   if (size.logs !== undefined) args.push('--logs', String(size.logs));
   if (size.tokensPerLog !== undefined) args.push('--tokens-per-log', String(size.tokensPerLog));
   if (size.testLogs !== undefined) args.push('--test-logs', String(size.testLogs));
@@ -42,6 +49,8 @@ export interface LocalInputOptions {
   stageSettings?: Partial<Record<StageName, Record<string, unknown>>>;
   /** Reuse of verified outputs and reruns (default: reuse any verified output with the same fingerprint). */
   reuse?: PipelineInputRaw['reuse'];
+  /** Upstream defects the seeded checkout fixes (default: all of them, as `seedDataset` seeds it). */
+  upstreamFixes?: UpstreamFix[];
 }
 
 export function localPipelineInput(dataDir: string, dataset: SeededDataset, options: LocalInputOptions = {}): PipelineInputRaw {
@@ -71,6 +80,8 @@ export function localPipelineInput(dataDir: string, dataset: SeededDataset, opti
     artifactRoot: `file://${join(dataDir, 'artifacts')}`,
     paths: { hostRepoDir: dataset.dir },
     ...(options.reuse === undefined ? {} : { reuse: options.reuse }),
+    // The seeded checkout plays one that fixes every known upstream defect (docker/simulator/README.md).
+    upstreamFixes: options.upstreamFixes ?? [...UPSTREAM_FIXES],
     orchestration: { heartbeatTimeout: '30 seconds', progressInterval: '1 second', pollInterval: '1 second' },
     ...sections,
   } as PipelineInputRaw;

@@ -23,6 +23,7 @@ import type { RecogdriveActivities } from '../activities/index.ts';
 import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
 import { CONTRACTS } from '../pipeline/contracts/index.ts';
 import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type PipelineConfig } from '../pipeline/input.ts';
+import type { LaunchOptions } from '../pipeline/launch.ts';
 import { consumerRecordsOf, runRecordOf } from '../pipeline/lineage.ts';
 import { tpuHoursOf, upsertUsage } from '../pipeline/cost.ts';
 import { stageLogsUri } from '../pipeline/naming.ts';
@@ -43,12 +44,20 @@ const { preflight, resolveImages, lookupArtifacts, recordRun, verifyProvided } =
 const ARTIFACT_REUSE_PATCH = 'artifact-reuse-v1';
 /** Runs started before they had search attributes replay without setting them. */
 const SEARCH_ATTRIBUTES_PATCH = 'search-attributes-v1';
+/**
+ * Runs started before the completion markers moved beside the outputs (out of the data tree that
+ * upstream readers iterate) keep launching their stages with the markers inside the outputs.
+ */
+const MARKERS_BESIDE_OUTPUTS_PATCH = 'markers-beside-outputs-v1';
+/** Runs started before the input was checked against the upstream code replay without those refusals. */
+const UPSTREAM_CHECKS_PATCH = 'upstream-checks-v1';
 
 export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
   const runId = workflowInfo().workflowId;
-  const config = validated(rawInput);
+  const config = validated(rawInput, patched(UPSTREAM_CHECKS_PATCH));
+  const launchOptions: LaunchOptions = { markers: patched(MARKERS_BESIDE_OUTPUTS_PATCH) ? 'beside' : 'inside' };
   // Until the lookup is done the status shows the plan without reuse (every selected stage pending).
-  let plan = buildPlan(config, runId);
+  let plan = buildPlan(config, runId, {}, launchOptions);
   let status = initialStatus(plan, config);
   let byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
 
@@ -74,7 +83,7 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
   }
   try {
     if (patched(ARTIFACT_REUSE_PATCH)) {
-      plan = await planWithReuse(config, runId);
+      plan = await planWithReuse(config, runId, launchOptions);
       status = initialStatus(plan, config);
       byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
     } else {
@@ -98,7 +107,7 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
  * Checks the backends, resolves image digests, looks up verified outputs with the plan's
  * fingerprints, plans (RUN / REUSE with reasons) and records the plan and what it consumes.
  */
-async function planWithReuse(config: PipelineConfig, runId: string): Promise<Plan> {
+async function planWithReuse(config: PipelineConfig, runId: string, launchOptions: LaunchOptions): Promise<Plan> {
   const selected = config.stages.map((stage) => ({ stage, image: config.images[CONTRACTS[stage].image], compute: config[stage].compute }));
   await checkBackends(
     selected.map((s) => s.compute.backend),
@@ -109,7 +118,7 @@ async function planWithReuse(config: PipelineConfig, runId: string): Promise<Pla
     const imageDigests = await resolveImages({ images: selected });
     return lookupArtifacts({ config, imageDigests });
   });
-  const plan = buildPlan(config, runId, context);
+  const plan = buildPlan(config, runId, context, launchOptions);
   await checkProvidedInputs(config, plan);
   const now = new Date().toISOString();
   await recordRun({ artifactRoot: config.artifactRoot, run: runRecordOf(plan, now), consumers: consumerRecordsOf(plan, now) });
@@ -153,9 +162,9 @@ async function asRunFailure<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
-function validated(rawInput: unknown): PipelineConfig {
+function validated(rawInput: unknown, upstreamChecks: boolean): PipelineConfig {
   try {
-    return parsePipelineInput(rawInput);
+    return parsePipelineInput(rawInput, { upstreamChecks });
   } catch (error) {
     if (error instanceof InvalidPipelineInput) {
       throw ApplicationFailure.create({

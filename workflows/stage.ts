@@ -25,6 +25,7 @@ import type { ComputeUsage } from '../pipeline/cost.ts';
 import { classifyExit, FailureType, NON_RETRYABLE_ACTIVITY_ERRORS, RETRYABLE_STAGE_FAILURES } from '../pipeline/failures.ts';
 import { nextStep, startFailover, type FailoverState } from '../pipeline/zone-failover.ts';
 import { classifyFailure, failoverPolicyOf, isCloudCompute, isNodeLoss, placementOf, usageOf, usageOutcome } from './cloud-compute.ts';
+import { launchMarkers } from '../pipeline/launch.ts';
 import { computeName } from '../pipeline/naming.ts';
 import type { StageRunInput, StageResult } from '../pipeline/stage-run.ts';
 import type { StagePhase, StageStatus, StageUpdate } from '../pipeline/status.ts';
@@ -76,6 +77,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     CancellationScope.nonCancellable(() =>
       cleanup.recordAttemptFailure({
         outputUri: launch.output.uri,
+        markers: launchMarkers(launch),
         marker: {
           schema: 1,
           stage,
@@ -158,6 +160,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
           stage,
           fingerprint: input.artifact.fingerprint,
           uri: launch.output.uri,
+          ...(launch.markers === undefined ? {} : { markers: launchMarkers(launch) }),
           artifactRoot: input.artifact.artifactRoot,
           components: input.artifact.components,
           inputs: input.artifact.inputs,
@@ -176,7 +179,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
   /** An output that already has a verdict (an earlier attempt finished after all, or its watcher was lost). */
   const earlierVerdict = async (): Promise<StageResult | undefined> => {
     enter('verifying');
-    const verified = await short.verifyStage({ stage, outputUri: launch.output.uri, verification: input.verification });
+    const verified = await short.verifyStage({ stage, outputUri: launch.output.uri, markers: launchMarkers(launch), verification: input.verification });
     if (verified.doneAttempt === undefined) return undefined;
     if (!verified.ok) throw verificationFailure(verified);
     const doneAt = Date.now();
@@ -210,7 +213,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         report({ usage });
       }
       report({ computeName: lease.name, phase: 'launching' });
-      await short.launchStage({ lease, launch, attempt, compute: input.compute });
+      await short.launchStage({ lease, launch, attempt, compute: input.compute, hangTimeoutMs: limits.hangTimeoutMs });
       enter('running');
       const outcome = await watcher.watchStage({
         lease,
@@ -231,6 +234,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
       const verified = await short.verifyStage({
         stage,
         outputUri: launch.output.uri,
+        markers: launchMarkers(launch),
         verification: input.verification,
         seenPatterns: outcome.seenPatterns,
       });

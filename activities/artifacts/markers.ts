@@ -33,6 +33,7 @@ const ArtifactRecordSchema = z.object({
   stage: StageName,
   fingerprint: Digest,
   uri: z.string(),
+  markers: z.object({ layout: z.enum(['beside', 'inside']), uri: z.string() }).optional(),
   artifactRoot: z.string(),
   components: Components,
   inputs: z.partialRecord(StageName, z.object({ fingerprint: Digest, uri: z.string() })),

@@ -9,12 +9,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import { dockerRunArgs, type MountSource } from '../../pipeline/launch.ts';
 import type { ExitOutcome } from '../../pipeline/failures.ts';
 import { WRAPPER_ENV } from '../../pipeline/markers.ts';
+import { GROWTH_INTERVAL_ENV, growthIntervalFor } from '../../pipeline/output-growth.ts';
 import type { SshEndpoint, SshPool, ExecResult } from '../ssh/pool.ts';
 import { SshConnectionLost, SshUnreachable } from '../ssh/errors.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
 import { docker, FREE_TPU, parseContainerState, parseTimedLines, type ContainerState } from './docker-cli.ts';
 import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
-import { LogScanner } from './log-scanner.ts';
+import { LogScanner, withoutGrowthLines } from './log-scanner.ts';
 import { WatchReporting } from './watch-reporting.ts';
 
 export interface DockerSshOptions {
@@ -62,7 +63,7 @@ export class DockerSshExecutor implements StageExecutor {
     const name = request.launch.containerName;
     // A retried watcher resumes after the last log line its predecessor saw.
     const resumed = context.resumeFrom as { since?: string; seen?: string[] } | undefined;
-    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen);
+    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen, Date.now());
     const workers: WorkerWatch[] = sshEndpoints(request.lease.workers).map((endpoint) => ({
       endpoint,
       exit: undefined,
@@ -74,7 +75,6 @@ export class DockerSshExecutor implements StageExecutor {
     const hostLostAfterMs = Math.max(5 * request.pollIntervalMs, 3 * this.options.pollConnectDeadlineMs);
     let since = resumed?.since;
     let sinceKey: bigint | undefined;
-    let lastOutputAt = Date.now();
     const reporting = new WatchReporting(scanner, context, request.progressIntervalMs);
     let wake: (() => void) | undefined;
     const nudge = () => wake?.();
@@ -87,7 +87,7 @@ export class DockerSshExecutor implements StageExecutor {
       await Promise.all(workers.map((w) => this.poll(w, name)));
       const fresh = await this.newLogLines(workers[0]!.endpoint, name, since, sinceKey);
       if (fresh.length > 0) {
-        lastOutputAt = now;
+        // Worker 0's log: the stage's lines and its wrapper's output-growth lines (the scanner tells them apart).
         since = fresh.at(-1)!.timestamp;
         sinceKey = fresh.at(-1)!.key;
         const text = fresh.map((l) => `${l.text}\n`).join('');
@@ -102,7 +102,7 @@ export class DockerSshExecutor implements StageExecutor {
         await reporting.flush(now);
         return this.outcome(workers, name, scanner, { failed, lost, vanished });
       }
-      if (scanner.stalled(now, lastOutputAt, request.hangTimeoutMs)) return this.outcome(workers, name, scanner, { hung: true });
+      if (scanner.stalled(now, request.hangTimeoutMs)) return this.outcome(workers, name, scanner, { hung: true });
       await reporting.tick(now, { since });
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => done(), request.pollIntervalMs);
@@ -163,8 +163,13 @@ export class DockerSshExecutor implements StageExecutor {
         'recogdrive.stage': launch.stage,
         'recogdrive.attempt': String(request.attempt),
       },
-      // Per container: which attempt and which worker of the slice (the stage wrapper writes markers on worker 0 only).
-      env: { [WRAPPER_ENV.attempt]: String(request.attempt), [WRAPPER_ENV.worker]: String(worker) },
+      // Per container: which attempt and which worker of the slice (the stage wrapper writes markers
+      // and reports output growth on worker 0 only), and how often growth is looked for.
+      env: {
+        [WRAPPER_ENV.attempt]: String(request.attempt),
+        [WRAPPER_ENV.worker]: String(worker),
+        ...(request.hangTimeoutMs === undefined ? {} : { [GROWTH_INTERVAL_ENV]: String(growthIntervalFor(request.hangTimeoutMs)) }),
+      },
     });
     await this.check(endpoint, ['docker', ...args], `start ${launch.containerName}`);
   }
@@ -257,12 +262,13 @@ export class DockerSshExecutor implements StageExecutor {
     const multi = workers.length > 1;
     if (verdict.failed !== undefined && verdict.failed >= 0) {
       const worker = workers[verdict.failed]!;
-      const tail = await this.run(worker.endpoint, docker.logsTail(name, 40), { mergeStderr: true }).catch(() => undefined);
+      // The failed worker's own last lines (a few more are read: its wrapper's growth lines are left out).
+      const tail = await this.run(worker.endpoint, docker.logsTail(name, 60), { mergeStderr: true }).catch(() => undefined);
       return {
         ...base,
         exitCode: worker.exit!.code,
         oomKilled: worker.exit!.oomKilled,
-        logTail: tail?.code === 0 ? tail.stdout.trimEnd().split('\n') : base.logTail,
+        logTail: tail?.code === 0 ? withoutGrowthLines(tail.stdout.trimEnd().split('\n')).slice(-40) : base.logTail,
         ...(multi ? { failedWorker: verdict.failed } : {}),
       };
     }

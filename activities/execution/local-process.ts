@@ -17,6 +17,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { SimulationConfig } from '../../pipeline/input.ts';
 import type { Mount } from '../../pipeline/launch.ts';
 import { WRAPPER_ENV } from '../../pipeline/markers.ts';
+import { GROWTH_INTERVAL_ENV, growthIntervalFor } from '../../pipeline/output-growth.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
 import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
@@ -87,7 +88,7 @@ export class LocalProcessExecutor implements StageExecutor {
     const dir = containerDir(request.lease.workers[0], request.launch.containerName);
     // A retried watcher resumes where its predecessor's last heartbeat says it was.
     const resumed = context.resumeFrom as { offset?: number; seen?: string[] } | undefined;
-    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen);
+    const scanner = new LogScanner(request.progressHints, request.logPatterns, resumed?.seen, Date.now());
     const log = join(dir, 'log');
     const changes = new FolderChanges(dir);
     try {
@@ -107,7 +108,6 @@ export class LocalProcessExecutor implements StageExecutor {
     startOffset: number,
   ): Promise<WatchResult> {
     let offset = startOffset;
-    let lastOutputAt = Date.now();
     const reporting = new WatchReporting(scanner, context, request.progressIntervalMs);
 
     for (;;) {
@@ -116,7 +116,7 @@ export class LocalProcessExecutor implements StageExecutor {
       const chunk = await readFrom(log, offset);
       if (chunk.length > 0) {
         offset += chunk.length;
-        lastOutputAt = now;
+        // The stage's lines and the wrapper's output-growth lines: the scanner tells them apart.
         scanner.feed(chunk.toString('utf8'), now);
         await context.logs.append(0, chunk.toString('utf8'));
       }
@@ -129,7 +129,7 @@ export class LocalProcessExecutor implements StageExecutor {
         const times = await processTimes(dir);
         return outcome(scanner, state.kind === 'exited' ? state.code : null, false, times);
       }
-      if (scanner.stalled(now, lastOutputAt, request.hangTimeoutMs)) {
+      if (scanner.stalled(now, request.hangTimeoutMs)) {
         return outcome(scanner, null, true, { startedAt: (await processTimes(dir)).startedAt, exitedAt: now });
       }
       await reporting.tick(now, { offset });
@@ -169,6 +169,9 @@ export class LocalProcessExecutor implements StageExecutor {
     // No bind mounts here: the wrapper writes its markers where the output folder is on this host.
     const output = mounts.find((m) => m.target === request.launch.output.containerPath);
     if (output === undefined) throw invalid(`no mount for the output folder ${request.launch.output.containerPath}`);
+    const markersPath = request.launch.markers?.containerPath;
+    const markers = markersPath === undefined ? undefined : mounts.find((m) => m.target === markersPath);
+    if (markersPath !== undefined && markers === undefined) throw invalid(`no mount for the markers folder ${markersPath}`);
     // A clean environment, as in a container: nothing of the worker's own environment leaks into a stage.
     return {
       ...request.launch.env,
@@ -182,9 +185,12 @@ export class LocalProcessExecutor implements StageExecutor {
       RECOGDRIVE_SIM_STATE_DIR: join(dir, 'state'),
       RECOGDRIVE_SIM_DURATION_MS: String(simulate?.durationMs ?? 1500),
       RECOGDRIVE_WRAPPER_NODE: this.options.nodePath,
+      // The wrapper reports output growth often enough for the watcher's hang rule.
+      ...(request.hangTimeoutMs === undefined ? {} : { [GROWTH_INTERVAL_ENV]: String(growthIntervalFor(request.hangTimeoutMs)) }),
       [WRAPPER_ENV.attempt]: String(request.attempt),
       [WRAPPER_ENV.worker]: '0',
       [WRAPPER_ENV.outputDir]: output.source,
+      ...(markers === undefined ? {} : { [WRAPPER_ENV.markerDir]: markers.source }),
       ...(faultApplies ? { RECOGDRIVE_SIM_FAULT: fault.kind, RECOGDRIVE_SIM_FAULT_AT: String(fault.at) } : {}),
     };
   }

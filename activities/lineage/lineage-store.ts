@@ -4,13 +4,12 @@
  * produced X" and "which runs used X".
  */
 import type { PipelineConfig } from '../../pipeline/input.ts';
-import {
-  ARTIFACT_RECORD_PATH,
-} from '../../pipeline/markers.ts';
+import { markerFiles } from '../../pipeline/markers.ts';
 import {
   consumerRecordUri,
   consumersUri,
   fingerprintIndexUri,
+  recordMarkers,
   runRecordUri,
   shortFingerprint,
   type ArtifactRecord,
@@ -20,10 +19,10 @@ import {
 import { planFingerprints, type PlanContext } from '../../pipeline/plan.ts';
 import type { StageName } from '../../pipeline/stages.ts';
 import { parseArtifactRecord, parseRunRecord } from '../artifacts/markers.ts';
-import type { ArtifactStore } from '../artifacts/store.ts';
+import { markerLocationsToTry, markerReaders, type StoreFor } from '../artifacts/marker-readers.ts';
 import { checkStillValid } from '../verify/reusable.ts';
 
-export type StoreFor = (uri: string) => ArtifactStore;
+export type { StoreFor } from '../artifacts/marker-readers.ts';
 
 export class UnknownRunError extends Error {}
 
@@ -37,7 +36,8 @@ export class LineageStore {
   /** Records a verified artifact: its own record next to it, and the fingerprint index (first producer stays). */
   async recordArtifact(artifactRoot: string, record: ArtifactRecord): Promise<{ indexed: boolean }> {
     const text = `${JSON.stringify(record, null, 2)}\n`;
-    await this.storeFor(record.uri).createIfAbsent(`${record.uri}/${ARTIFACT_RECORD_PATH}`, text);
+    const markers = recordMarkers(record);
+    await this.storeFor(markers.uri).createIfAbsent(`${markers.uri}/${markerFiles(markers.layout).artifact}`, text);
     const indexUri = fingerprintIndexUri(artifactRoot, record.stage, record.fingerprint);
     const store = this.storeFor(artifactRoot);
     if (await store.createIfAbsent(indexUri, text)) return { indexed: true };
@@ -45,7 +45,7 @@ export class LineageStore {
     const existing = await store.readText(indexUri);
     const parsed = existing === undefined ? undefined : parseArtifactRecord(existing);
     if (parsed?.ok === true && parsed.value.uri === record.uri) return { indexed: true };
-    const stale = parsed?.ok !== true || (await checkStillValid(this.storeFor(parsed.value.uri).reader(parsed.value.uri), parsed.value)).length > 0;
+    const stale = parsed?.ok !== true || (await this.problemsOf(parsed.value)).length > 0;
     if (!stale) return { indexed: false };
     await store.writeText(indexUri, text);
     return { indexed: true };
@@ -68,13 +68,22 @@ export class LineageStore {
     return parsed.value;
   }
 
-  /** The lineage record of the artifact at `uri`; undefined when it has none (not verified, or made outside). */
+  /** The lineage record of the artifact at `uri` (beside it, or inside it for older outputs); undefined when it has none. */
   async producedBy(uri: string): Promise<ArtifactRecord | undefined> {
-    const text = await this.storeFor(uri).readText(`${uri}/${ARTIFACT_RECORD_PATH}`);
-    if (text === undefined) return undefined;
-    const parsed = parseArtifactRecord(text);
-    if (!parsed.ok) throw new Error(`${uri}/${ARTIFACT_RECORD_PATH}: ${parsed.problem}`);
-    return parsed.value;
+    for (const markers of markerLocationsToTry(uri)) {
+      const recordUri = `${markers.uri}/${markerFiles(markers.layout).artifact}`;
+      const text = await this.storeFor(recordUri).readText(recordUri);
+      if (text === undefined) continue;
+      const parsed = parseArtifactRecord(text);
+      if (!parsed.ok) throw new Error(`${recordUri}: ${parsed.problem}`);
+      return parsed.value;
+    }
+    return undefined;
+  }
+
+  /** Why a recorded output can no longer be reused (deleted, rewritten); empty when it still can. */
+  private problemsOf(record: ArtifactRecord): Promise<string[]> {
+    return checkStillValid(markerReaders(this.storeFor, record.uri, recordMarkers(record)), record);
   }
 
   /** Every run stage that read or reused the artifact with this fingerprint. */
@@ -121,7 +130,7 @@ export class LineageStore {
             return;
           }
           const record = parsed.value;
-          const problems = await checkStillValid(this.storeFor(record.uri).reader(record.uri), record);
+          const problems = await this.problemsOf(record);
           if (problems.length === 0) found[stage] = record;
           else stale[stage] = `the verified output of run ${record.producer.runId} can no longer be reused: ${problems.join('; ')}`;
         }),

@@ -4,13 +4,13 @@
  * checker, for outputs made without the wrapper (and for comparison in the benchmark).
  */
 import type { VerificationSpec } from '../../pipeline/contracts/index.ts';
-import { DONE_MARKER, isMarkerPath } from '../../pipeline/markers.ts';
+import { isMarkerPath } from '../../pipeline/markers.ts';
 import { checkOutputs, type OutputReader } from '../../pipeline/verify/index.ts';
 import { withoutMarkers } from '../../pipeline/verify/reader.ts';
 import type { VerifyReport } from '../types.ts';
-import { checkLogPatterns, verifyFromMarkers } from './markers.ts';
+import { checkLogPatterns, verifyFromMarkers, type OutputReaders } from './markers.ts';
 
-export { verifyFromMarkers } from './markers.ts';
+export { outputReaders, verifyFromMarkers, type OutputReaders } from './markers.ts';
 export { checkStillValid } from './reusable.ts';
 
 export async function verifyStageOutputs(
@@ -24,10 +24,13 @@ export async function verifyStageOutputs(
 }
 
 /**
- * An output given by URI (providedArtifacts): from its markers when it has them, else by
- * walking it once with the contract's checker. Log lines are unknown, so only outputs count.
+ * An output given by URI (providedArtifacts): from its markers when it has them (beside it, or
+ * inside it in the old layout), else by walking it once with the contract's checker. Log lines
+ * are unknown, so only outputs count.
  */
-export async function verifyProvidedOutput(reader: OutputReader, spec: VerificationSpec): Promise<VerifyReport> {
-  if ((await reader.stat(DONE_MARKER)) !== undefined) return verifyFromMarkers(reader, spec, undefined);
-  return verifyStageOutputs(reader, spec, undefined);
+export async function verifyProvidedOutput(candidates: readonly OutputReaders[], data: OutputReader, spec: VerificationSpec): Promise<VerifyReport> {
+  for (const readers of candidates) {
+    if ((await readers.markers.stat(readers.files.done)) !== undefined) return verifyFromMarkers(readers, spec, undefined);
+  }
+  return verifyStageOutputs(data, spec, undefined);
 }

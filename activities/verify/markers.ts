@@ -6,19 +6,34 @@
  */
 import type { VerificationSpec } from '../../pipeline/contracts/index.ts';
 import { canonicalJson, sha256Hex } from '../../pipeline/fingerprint.ts';
-import { DONE_MARKER } from '../../pipeline/markers.ts';
+import { markerFiles, type MarkerFiles, type MarkerLayout } from '../../pipeline/markers.ts';
 import type { OutputReader } from '../../pipeline/verify/reader.ts';
 import { parseDoneMarker, parseManifest } from '../artifacts/markers.ts';
 import type { VerifyReport } from '../types.ts';
 import { checkSamples, sampleFiles } from './samples.ts';
 
+/**
+ * What verification reads: the markers (paths relative to their location, pipeline/markers.ts)
+ * and the data (paths relative to the output). In the old `inside` layout both are the output.
+ */
+export interface OutputReaders {
+  markers: OutputReader;
+  data: OutputReader;
+  files: MarkerFiles;
+}
+
+export function outputReaders(markers: OutputReader, data: OutputReader, layout: MarkerLayout): OutputReaders {
+  return { markers, data, files: markerFiles(layout) };
+}
+
 export async function verifyFromMarkers(
-  reader: OutputReader,
+  readers: OutputReaders,
   spec: VerificationSpec,
   seenPatterns: readonly string[] | undefined,
 ): Promise<VerifyReport> {
   const logProblems = seenPatterns === undefined ? [] : checkLogPatterns(spec, seenPatterns);
-  const doneText = await reader.readText(DONE_MARKER);
+  const DONE_MARKER = readers.files.done;
+  const doneText = await readers.markers.readText(DONE_MARKER);
   if (doneText === undefined) {
     return report([`no ${DONE_MARKER}: the stage wrapper recorded no successful completion`, ...logProblems], {});
   }
@@ -32,7 +47,7 @@ export async function verifyFromMarkers(
   problems.push(...check.problems);
 
   const summary = { ...check.summary, files: manifest.files, bytes: manifest.bytes };
-  const listText = await reader.readText(manifest.list);
+  const listText = await readers.markers.readText(manifest.list);
   if (listText === undefined) return report([...problems, `the manifest ${manifest.list} is missing`, ...logProblems], summary);
   const digest = `sha256:${sha256Hex(listText)}`;
   if (digest !== manifest.digest) return report([...problems, `${manifest.list} does not match the digest in ${DONE_MARKER}`, ...logProblems], summary);
@@ -42,7 +57,7 @@ export async function verifyFromMarkers(
     problems.push(`${manifest.list} lists ${files.length} files / ${bytes} bytes, ${DONE_MARKER} says ${manifest.files} / ${manifest.bytes}`);
   }
   const samples = sampleFiles(files, manifest.digest);
-  problems.push(...(await checkSamples((path) => reader.stat(path), samples)));
+  problems.push(...(await checkSamples((path) => readers.data.stat(path), samples)));
   return {
     ...report([...problems, ...logProblems], summary),
     manifest: { files: manifest.files, bytes: manifest.bytes, digest: manifest.digest },

@@ -32,19 +32,133 @@ function clock(seconds: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
-/** A record as hydra's default job logging formats it: `[2025-01-31 12:00:00,123][name][INFO] - msg`. */
-export function logRecord(logger: string, level: 'INFO' | 'WARNING' | 'ERROR', message: string, now = new Date()): string {
+/** Python logging levels (logging.getLevelName). */
+export type LogLevel = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR' | 'CRITICAL';
+
+/** One logging.LogRecord, with the attributes the formats below use. */
+export interface PyLogRecord {
+  /** Logger name (`__main__` for a script's own `logging.getLogger(__name__)`). */
+  name: string;
+  level: LogLevel;
+  message: string;
+  /** Absolute path of the source file that logged (co_filename). */
+  pathname: string;
+  lineno: number;
+  /** Function name (%(funcName)s); `main` when not given. */
+  funcName?: string;
+  created?: Date;
+}
+
+/** hydra's default job_logging format (hydra/conf/hydra/job_logging/default.yaml). */
+export const HYDRA_LOG_FORMAT = '[%(asctime)s][%(name)s][%(levelname)s] - %(message)s';
+/** nuplan-devkit v1.2 build_logger's default format (nuplan/planning/script/builders/logging_builder.py). */
+export const NUPLAN_LOG_FORMAT = '%(asctime)s %(levelname)-2s {%(pathname)s:%(lineno)d}  %(message)s';
+
+/** logging.Formatter's default asctime, local time: `2025-01-31 12:00:00,123`. */
+export function pyAsctime(now = new Date()): string {
   const pad = (n: number, width = 2) => String(n).padStart(width, '0');
-  const stamp =
+  return (
     `${now.getFullYear()}-${pad(now.getMonth() + 1)}-${pad(now.getDate())} ` +
-    `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())},${pad(now.getMilliseconds(), 3)}`;
-  return `[${stamp}][${logger}][${level}] - ${message}`;
+    `${pad(now.getHours())}:${pad(now.getMinutes())}:${pad(now.getSeconds())},${pad(now.getMilliseconds(), 3)}`
+  );
+}
+
+/**
+ * logging.Formatter(fmt).format(record) for %-style formats: `%(key)[flags][width][.precision]type`
+ * with the record attributes Python has (asctime, name, levelname, levelno, message, pathname,
+ * filename, module, lineno, funcName, process, thread, msecs, created) and `%%`. A key LogRecord
+ * lacks throws UnknownLogAttribute (Python's handler would print a "--- Logging error ---" report).
+ */
+export function formatPyLog(format: string, record: PyLogRecord): string {
+  const created = record.created ?? new Date();
+  const file = record.pathname.split('/').at(-1) ?? record.pathname;
+  const attributes: Record<string, string | number> = {
+    asctime: pyAsctime(created),
+    name: record.name,
+    levelname: record.level,
+    levelno: { DEBUG: 10, INFO: 20, WARNING: 30, ERROR: 40, CRITICAL: 50 }[record.level],
+    message: record.message,
+    msg: record.message,
+    pathname: record.pathname,
+    filename: file,
+    module: file.replace(/\.py$/, ''),
+    lineno: record.lineno,
+    funcName: record.funcName ?? 'main',
+    process: process.pid,
+    processName: 'MainProcess',
+    thread: 140000000000000 + process.pid,
+    threadName: 'MainThread',
+    msecs: created.getMilliseconds(),
+    created: created.getTime() / 1000,
+    relativeCreated: Math.round(performance.now()),
+  };
+  return format.replace(/%(?:\(([^)]*)\))?([-+ #0]*)(\d*)(?:\.(\d+))?([sdrifeg%])/g, (whole, key: string | undefined, flags: string, width: string, precision: string | undefined, type: string) => {
+    if (type === '%') return '%';
+    if (key === undefined) return whole;
+    if (!(key in attributes)) throw new UnknownLogAttribute(key);
+    const raw = attributes[key];
+    let text: string;
+    if (type === 'd' || type === 'i') text = String(Math.trunc(Number(raw)));
+    else if (type === 'f') text = Number(raw).toFixed(precision === undefined ? 6 : Number(precision));
+    else text = precision === undefined ? String(raw) : String(raw).slice(0, Number(precision));
+    const size = width === '' ? 0 : Number(width);
+    return flags.includes('-') ? text.padEnd(size) : text.padStart(size, flags.includes('0') && type !== 's' ? '0' : ' ');
+  });
+}
+
+/** A `%(key)s` a LogRecord lacks (Python: KeyError inside Handler.emit, reported by handleError). */
+export class UnknownLogAttribute extends Error {
+  readonly key: string;
+  constructor(key: string) {
+    super(`log format attribute '${key}' does not exist`);
+    this.name = 'UnknownLogAttribute';
+    this.key = key;
+  }
+}
+
+/** A record as hydra's default job logging formats it: `[2025-01-31 12:00:00,123][name][INFO] - msg`. */
+export function logRecord(logger: string, level: LogLevel, message: string, now = new Date()): string {
+  return `[${pyAsctime(now)}][${logger}][${level}] - ${message}`;
+}
+
+/** A record as nuplan's build_logger formats it: `2025-01-31 12:00:00,123 INFO {/path/script.py:29}  msg`. */
+export function nuplanLogRecord(level: LogLevel, pathname: string, lineno: number, message: string, now = new Date()): string {
+  return `${pyAsctime(now)} ${level.padEnd(2)} {${pathname}:${lineno}}  ${message}`;
+}
+
+/**
+ * Python's repr() of a float (also its str()): shortest round-trip digits, fixed notation for
+ * exponents -4..15 (`0.0001`, `1.0`, `123.5`), scientific otherwise (`1e-05`, `1e+16`).
+ */
+export function pyFloatRepr(value: number): string {
+  if (Number.isNaN(value)) return 'nan';
+  if (!Number.isFinite(value)) return value > 0 ? 'inf' : '-inf';
+  if (value === 0) return Object.is(value, -0) ? '-0.0' : '0.0';
+  const [mantissa = '0', exp = '0'] = value.toExponential().split('e');
+  const exponent = Number(exp);
+  const negative = mantissa.startsWith('-');
+  const digits = mantissa.replace('-', '').replace('.', '');
+  let text: string;
+  if (exponent >= -4 && exponent < 16) {
+    if (exponent < 0) text = `0.${'0'.repeat(-exponent - 1)}${digits}`;
+    else if (digits.length <= exponent + 1) text = `${digits}${'0'.repeat(exponent + 1 - digits.length)}.0`;
+    else text = `${digits.slice(0, exponent + 1)}.${digits.slice(exponent + 1)}`;
+  } else {
+    const body = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    text = `${body}e${exponent < 0 ? '-' : '+'}${String(Math.abs(exponent)).padStart(2, '0')}`;
+  }
+  return negative ? `-${text}` : text;
 }
 
 /** `2025.01.31.12.00.00`: the strftime("%Y.%m.%d.%H.%M.%S") stamp navsim names run dirs and CSVs with. */
 export function timestamp(now = new Date()): string {
   const pad = (n: number) => String(n).padStart(2, '0');
   return [now.getFullYear(), pad(now.getMonth() + 1), pad(now.getDate()), pad(now.getHours()), pad(now.getMinutes()), pad(now.getSeconds())].join('.');
+}
+
+/** A traceback frame with Python 3.11's caret line under the failing expression (`    ^^^^`, without the 4-space indent). */
+export interface TracebackFrame extends Frame {
+  carets?: string;
 }
 
 /**
@@ -58,6 +172,8 @@ export function formatTraceback(error: PythonError, scriptPath: string): string 
   for (const frame of frames) {
     lines.push(`  File "${frame.file}", line ${frame.line}, in ${frame.fn}`);
     if (frame.code !== undefined) lines.push(`    ${frame.code}`);
+    const carets = (frame as TracebackFrame).carets;
+    if (frame.code !== undefined && carets !== undefined) lines.push(`    ${carets}`);
   }
   lines.push(error.message === '' ? error.type : `${error.type}: ${error.message}`, ...error.after);
   return lines.join('\n');

@@ -4,7 +4,7 @@
  *
  *   node main.ts python <script-path> [trainer args...]
  *   node main.ts pip <pip args...>
- *   node main.ts seed --dir <hostDir> [--logs 3] [--tokens-per-log 4] [--test-logs 2]
+ *   node main.ts seed --dir <hostDir> [--logs 3] [--tokens-per-log 4] [--test-logs 2] [--fixes none|all|a,b]
  */
 import { SimulatorError } from './errors.ts';
 import { err } from './log.ts';
@@ -13,7 +13,7 @@ import { readControls } from './controls.ts';
 import { runPython } from './python.ts';
 import { runSeed } from './seed.ts';
 
-const USAGE = 'usage: main.ts python <script> [args...] | pip <args...> | seed --dir <dir> [--logs N] [--tokens-per-log N] [--test-logs N]';
+const USAGE = 'usage: main.ts python <script> [args...] | pip <args...> | seed --dir <dir> [--logs N] [--tokens-per-log N] [--test-logs N] [--fixes none|all|a,b]';
 
 // `docker stop` sends SIGTERM; Python dies of it, which a shell reports as 128 + 15.
 process.on('SIGTERM', () => process.exit(143));

@@ -59,3 +59,27 @@ function checkpointMetadata(initNs: bigint, commitNs: bigint | null): string {
 function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n;
 }
+
+/**
+ * The committed checkpoint in an orbax `.pt` directory (`<dir>/checkpoint_<S>` with a commit
+ * timestamp), with its parameter names; undefined when there is none.
+ */
+export function committedCheckpoint(fs: ContainerFs, ptDir: string): { step: number; params: string[] } | undefined {
+  const steps = fs
+    .listDir(ptDir)
+    .map((name) => /^checkpoint_(\d+)$/.exec(name))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => Number(m[1]))
+    .sort((a, b) => b - a);
+  for (const step of steps) {
+    const dir = `${ptDir}/checkpoint_${step}`;
+    if (!fs.isFile(`${dir}/_CHECKPOINT_METADATA`) || /"commit_timestamp_nsecs": null/.test(fs.readText(`${dir}/_CHECKPOINT_METADATA`))) continue;
+    const metadata = JSON.parse(fs.readText(`${dir}/_METADATA`)) as { tree_metadata?: Record<string, { key_metadata?: Array<{ key: string }> }> };
+    const params = Object.values(metadata.tree_metadata ?? {})
+      .map((entry) => entry.key_metadata?.map((k) => k.key) ?? [])
+      .filter((keys) => keys[0] === 'params' && keys[1] !== undefined)
+      .map((keys) => keys[1]!);
+    return { step, params };
+  }
+  return undefined;
+}

@@ -2,16 +2,21 @@
  * `seed --dir D`: a scaled-down ReCogDrive checkout with the raw data every stage reads, to be
  * mounted at /recogdrive. Besides the raw data it holds the evaluation split's caches, which
  * evaluation reads as provided data (this pipeline builds caches for the training split only).
- * Idempotent: the generated folders are replaced on every run.
+ * Log names and scene tokens are REAL ones from upstream's split and scene-filter lists
+ * (upstream/log-splits.ts), so the scripts' filters, which keep only listed logs and tokens as
+ * upstream's do, keep them. `--fixes` says which known upstream defects the checkout fixes
+ * (checkout.ts; default none: the public fork). Idempotent: the generated folders are replaced.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { featureFile, metricCacheFile, targetFile, FEATURE_FILE, METRIC_CACHE_FILE, SCENARIO_TYPE, TARGET_FILE } from './cache-files.ts';
-import { encodeLog, tokenOf, type NavsimLog } from './dataset.ts';
+import { encodeLog, type NavsimLog } from './dataset.ts';
 import { SimulatorError } from './errors.ts';
 import { out } from './log.ts';
 import { formatMetadataCsv, metadataCsvPath } from './metric-cache-index.ts';
+import { CHECKOUT_FILE, parseFixes, PUBLIC_FORK, type Defect } from './checkout.ts';
+import { SCENE_FILTERS, TRAIN_LOGS } from './upstream/log-splits.ts';
 
 /** Where the stages see the checkout: the metadata CSV holds absolute container paths. */
 const REPO_MOUNT = '/recogdrive';
@@ -38,6 +43,7 @@ export function runSeed(args: readonly string[]): number {
       logs: { type: 'string', default: '3' },
       'tokens-per-log': { type: 'string', default: '4' },
       'test-logs': { type: 'string', default: '2' },
+      fixes: { type: 'string', default: 'none' },
     },
     strict: true,
   });
@@ -46,14 +52,15 @@ export function runSeed(args: readonly string[]): number {
     logs: count(values.logs, '--logs'),
     tokensPerLog: count(values['tokens-per-log'], '--tokens-per-log'),
     testLogs: count(values['test-logs'], '--test-logs'),
+    fixes: parseFixes(values.fixes ?? 'none'),
   });
   out(JSON.stringify(summary));
   return 0;
 }
 
-export function seed(dir: string, size: { logs: number; tokensPerLog: number; testLogs: number }): SeedSummary {
-  const train = makeLogs('2021.05', 'veh-35', size.logs, size.tokensPerLog);
-  const test = makeLogs('2021.06', 'veh-38', size.testLogs, size.tokensPerLog);
+export function seed(dir: string, size: { logs: number; tokensPerLog: number; testLogs: number; fixes?: readonly Defect[] }): SeedSummary {
+  const train = realLogs('train', TRAIN_LOGS.sample, SCENE_FILTERS.navtrain.tokens?.sample ?? [], size.logs, size.tokensPerLog);
+  const test = realLogs('test', SCENE_FILTERS.navtest.logNames?.sample ?? [], SCENE_FILTERS.navtest.tokens?.sample ?? [], size.testLogs, size.tokensPerLog);
   const write = (file: string, data: string | Uint8Array) => {
     const target = path.join(dir, file);
     fs.mkdirSync(path.dirname(target), { recursive: true });
@@ -62,6 +69,9 @@ export function seed(dir: string, size: { logs: number; tokensPerLog: number; te
   for (const generated of ['data/images', `${DATA_ROOT}/navsim_logs`, `${DATA_ROOT}/sensor_blobs`, EVAL_FEATURE_CACHE, EVAL_METRIC_CACHE]) {
     fs.rmSync(path.join(dir, generated), { recursive: true, force: true });
   }
+
+  // What code the checkout stands for: the public fork, with the fixes this seed was asked for.
+  write(CHECKOUT_FILE, json({ upstream: PUBLIC_FORK, fixes: [...(size.fixes ?? [])] }));
 
   // The base VLM, as an HF directory (the caching step loads it with from_pretrained).
   write(`${MODEL_DIR}/config.json`, json({
@@ -119,13 +129,16 @@ export function seed(dir: string, size: { logs: number; tokensPerLog: number; te
   return { trainTokens: samples.length, testTokens, stage1Samples: samples.length };
 }
 
-/** Log names shaped like nuPlan's (`2021.05.12.22.00.38_veh-35_01008_01518`). */
-function makeLogs(month: string, vehicle: string, logs: number, tokensPerLog: number): NavsimLog[] {
-  return Array.from({ length: logs }, (_, i) => {
-    const start = 1008 + 510 * i;
-    const logName = `${month}.${String(10 + (i % 18)).padStart(2, '0')}.22.00.38_${vehicle}_${String(start).padStart(5, '0')}_${String(start + 510).padStart(5, '0')}`;
-    return { logName, tokens: Array.from({ length: tokensPerLog }, (_, t) => tokenOf(logName, t)) };
-  });
+/**
+ * Logs with real names and real scene tokens of a split's lists (samples of upstream's): the
+ * scripts keep only scenes whose log and token those lists name, as upstream's SceneFilter does.
+ * Which token sits in which log is made up (the lists do not say); only membership matters.
+ */
+function realLogs(split: string, names: readonly string[], tokens: readonly string[], logs: number, tokensPerLog: number): NavsimLog[] {
+  if (logs > names.length || logs * tokensPerLog > tokens.length) {
+    throw new SimulatorError(`the ${split} split has ${names.length} sample logs and ${tokens.length} sample tokens: ${logs} logs x ${tokensPerLog} tokens is too many`);
+  }
+  return names.slice(0, logs).map((logName, i) => ({ logName, tokens: tokens.slice(i * tokensPerLog, (i + 1) * tokensPerLog) }));
 }
 
 function json(value: unknown): string {

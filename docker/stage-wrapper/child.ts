@@ -1,11 +1,13 @@
 /**
  * Runs the stage's command in its own process group: its stdout/stderr pass through unchanged
- * (the orchestrator reads `docker logs` or the local log file) and are also fed to `OutputLines`;
+ * (the orchestrator reads `docker logs` or the local log file; stderr through WrapperStderr, which
+ * keeps the wrapper's own lines on lines of their own) and are also fed to `OutputLines`;
  * SIGTERM/SIGINT/SIGHUP sent to the wrapper go to the command's whole group.
  */
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
 import type { OutputLines } from './output-lines.ts';
+import { WrapperStderr } from './stderr.ts';
 
 export const FORWARDED_SIGNALS = ['SIGTERM', 'SIGINT', 'SIGHUP'] as const;
 
@@ -28,7 +30,7 @@ export interface RunningCommand {
 /** After the command exits, how long to wait for output still in the pipes (a leftover background process may hold them open). */
 const DRAIN_MS = 2_000;
 
-export function runCommand(argv: readonly string[], lines: OutputLines): RunningCommand {
+export function runCommand(argv: readonly string[], lines: OutputLines, stderr: WrapperStderr = new WrapperStderr()): RunningCommand {
   const [file, ...args] = argv;
   if (file === undefined) throw new Error('no command');
   const startedAt = new Date();
@@ -51,9 +53,9 @@ export function runCommand(argv: readonly string[], lines: OutputLines): Running
 
   const drained = (['stdout', 'stderr'] as const).map((name) => {
     const stream = child[name];
-    const out = process[name];
+    const passThrough = name === 'stdout' ? (chunk: Buffer) => process.stdout.write(chunk) : (chunk: Buffer) => stderr.passThrough(chunk);
     stream.on('data', (chunk: Buffer) => {
-      out.write(chunk);
+      passThrough(chunk);
       lines.feed(name, chunk);
     });
     return new Promise<void>((resolve) => {

@@ -3,7 +3,8 @@
  * the launch spec (stage, output folder, output check) and, per attempt and worker, by the executor.
  */
 import type { OutputCheck } from '../../pipeline/contracts/types.ts';
-import { WRAPPER_ENV } from '../../pipeline/markers.ts';
+import { WRAPPER_ENV, type MarkerLocation } from '../../pipeline/markers.ts';
+import { DEFAULT_GROWTH_INTERVAL_MS, GROWTH_INTERVAL_ENV } from '../../pipeline/output-growth.ts';
 import { parseOutputCheck } from './output-check.ts';
 
 export const DEFAULT_PROGRESS_INTERVAL_MS = 30_000;
@@ -15,8 +16,12 @@ export interface WrapperConfig {
   worker: number;
   /** Absolute path of the stage's output folder as this process sees it. */
   outputDir: string;
+  /** Where this process writes the markers: a folder beside the outputs, or (old launch specs) inside them. */
+  markers: MarkerLocation;
   outputCheck: OutputCheck;
   progressIntervalMs: number;
+  /** Milliseconds between walks of the output folder for growth (at least; slow walks back off). */
+  growthIntervalMs: number;
 }
 
 /** The configuration, or every problem with the environment (each naming its variable). */
@@ -47,20 +52,32 @@ export function readWrapperEnv(env: Readonly<Record<string, string | undefined>>
   if (outputDir !== undefined && !outputDir.startsWith('/')) {
     problems.push(`${WRAPPER_ENV.outputDir} must be an absolute path (got ${JSON.stringify(outputDir)})`);
   }
+  const markerDir = env[WRAPPER_ENV.markerDir]?.trim() || undefined;
+  if (markerDir !== undefined && !markerDir.startsWith('/')) {
+    problems.push(`${WRAPPER_ENV.markerDir} must be an absolute path (got ${JSON.stringify(markerDir)})`);
+  }
   const checkText = required(WRAPPER_ENV.outputCheck);
   const parsed = checkText === undefined ? undefined : parseOutputCheck(checkText);
   if (parsed !== undefined && 'problem' in parsed) problems.push(`${WRAPPER_ENV.outputCheck} ${parsed.problem}`);
   const progressIntervalMs = integer(WRAPPER_ENV.progressInterval, env[WRAPPER_ENV.progressInterval] ?? String(DEFAULT_PROGRESS_INTERVAL_MS), 1);
+  const growthIntervalMs = integer(GROWTH_INTERVAL_ENV, env[GROWTH_INTERVAL_ENV] ?? String(DEFAULT_GROWTH_INTERVAL_MS), 1);
 
   if (problems.length > 0) return { problems };
+  const outputRoot = trimSlashes(outputDir!);
   return {
     config: {
       stage: stage!,
       attempt: attempt!,
       worker: worker!,
-      outputDir: outputDir!.replace(/\/+$/, '') || '/',
+      outputDir: outputRoot,
+      markers: markerDir === undefined ? { layout: 'inside', uri: outputRoot } : { layout: 'beside', uri: trimSlashes(markerDir) },
       outputCheck: (parsed as { check: OutputCheck }).check,
       progressIntervalMs: progressIntervalMs!,
+      growthIntervalMs: growthIntervalMs!,
     },
   };
+}
+
+function trimSlashes(path: string): string {
+  return path.replace(/\/+$/, '') || '/';
 }

@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isMarkerPath, MANIFEST_PATH, type ManifestSummary } from '../../pipeline/markers.ts';
+import { isMarkerPath, type ManifestSummary, type MarkerLayout } from '../../pipeline/markers.ts';
 
 export interface ManifestEntry {
   path: string;
@@ -18,8 +18,12 @@ export interface ManifestEntry {
 /** Stats in flight at once per folder: a gcsfuse mount answers each with a round trip. */
 const STAT_CONCURRENCY = 32;
 
-/** Every regular file below `root` (a symbolic link counts as the file it points to; linked folders are not followed). */
-export async function listOutputFiles(root: string): Promise<ManifestEntry[]> {
+/**
+ * Every regular file below `root` (a symbolic link counts as the file it points to; linked folders
+ * are not followed). In the old `inside` layout the protocol's own files at the root are left out.
+ */
+export async function listOutputFiles(root: string, layout: MarkerLayout): Promise<ManifestEntry[]> {
+  const skip = (path: string) => layout === 'inside' && isMarkerPath(path);
   const files: ManifestEntry[] = [];
   const walk = async (rel: string): Promise<void> => {
     const entries: Dirent[] = await readdir(rel === '' ? root : join(root, rel), { withFileTypes: true }).catch((error: NodeJS.ErrnoException) => {
@@ -29,7 +33,7 @@ export async function listOutputFiles(root: string): Promise<ManifestEntry[]> {
     const folders: string[] = [];
     const pending = entries
       .map((entry) => ({ entry, path: rel === '' ? entry.name : `${rel}/${entry.name}` }))
-      .filter(({ path }) => rel !== '' || !isMarkerPath(path));
+      .filter(({ path }) => rel !== '' || !skip(path));
     for (let i = 0; i < pending.length; i += STAT_CONCURRENCY) {
       await Promise.all(
         pending.slice(i, i + STAT_CONCURRENCY).map(async ({ entry, path }) => {
@@ -50,8 +54,8 @@ export async function listOutputFiles(root: string): Promise<ManifestEntry[]> {
   return files.sort((a, b) => Buffer.compare(Buffer.from(a.path, 'utf8'), Buffer.from(b.path, 'utf8')));
 }
 
-/** The manifest's exact bytes and its summary for DONE.json. */
-export function buildManifest(files: readonly ManifestEntry[]): { content: Buffer; summary: ManifestSummary } {
+/** The manifest's exact bytes and its summary for DONE.json; `list` is where it is kept, relative to the markers. */
+export function buildManifest(files: readonly ManifestEntry[], list: string): { content: Buffer; summary: ManifestSummary } {
   const content = Buffer.from(files.map((f) => `${escapePath(f.path)}\t${f.bytes}\n`).join(''), 'utf8');
   return {
     content,
@@ -59,7 +63,7 @@ export function buildManifest(files: readonly ManifestEntry[]): { content: Buffe
       files: files.length,
       bytes: files.reduce((sum, f) => sum + f.bytes, 0),
       digest: `sha256:${createHash('sha256').update(content).digest('hex')}`,
-      list: MANIFEST_PATH,
+      list,
     },
   };
 }

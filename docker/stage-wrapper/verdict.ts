@@ -3,14 +3,7 @@
  * manifest and the contract's output check) for exit code 0, FAILED.json for anything else.
  */
 import { join } from 'node:path';
-import {
-  DONE_MARKER,
-  failedMarkerPath,
-  MANIFEST_PATH,
-  MARKER_SCHEMA,
-  type DoneMarker,
-  type FailedMarker,
-} from '../../pipeline/markers.ts';
+import { markerFiles, MARKER_SCHEMA, type DoneMarker, type FailedMarker } from '../../pipeline/markers.ts';
 import { checkOutputs, type CheckResult } from '../../pipeline/verify/index.ts';
 import type { CommandExit } from './child.ts';
 import type { WrapperConfig } from './env.ts';
@@ -25,14 +18,15 @@ export interface AttemptTimes {
 
 /** Exit code 0: MANIFEST.tsv, the output check, then DONE.json unless a verdict is already there. */
 export async function recordDone(config: WrapperConfig, times: AttemptTimes, say: (line: string) => void): Promise<void> {
-  const donePath = join(config.outputDir, DONE_MARKER);
+  const files = markerFiles(config.markers.layout);
+  const donePath = join(config.markers.uri, files.done);
   // An earlier attempt's verdict stands, and so does the manifest its digest names.
   if (await exists(donePath)) {
     say(`a verdict already exists (${donePath}); leaving it and the manifest as they are`);
     return;
   }
-  const manifest = buildManifest(await listOutputFiles(config.outputDir));
-  await replaceAtomically(join(config.outputDir, MANIFEST_PATH), manifest.content);
+  const manifest = buildManifest(await listOutputFiles(config.outputDir, config.markers.layout), files.manifest);
+  await replaceAtomically(join(config.markers.uri, files.manifest), manifest.content);
   const check = await runCheck(config);
   const marker: DoneMarker = {
     schema: MARKER_SCHEMA,
@@ -71,7 +65,7 @@ export async function recordFailed(
     writer: 'wrapper',
     ...(exit.error === undefined ? {} : { reason: exit.error }),
   };
-  const path = join(config.outputDir, failedMarkerPath(config.attempt));
+  const path = join(config.markers.uri, markerFiles(config.markers.layout).failed(config.attempt));
   if ((await createExclusive(path, `${JSON.stringify(marker, null, 2)}\n`)) === 'exists') {
     say(`a verdict already exists (${path}); leaving it as it is`);
   }
@@ -80,7 +74,7 @@ export async function recordFailed(
 /** The contract's output check over the local outputs; a check that cannot run is reported as its problem. */
 async function runCheck(config: WrapperConfig): Promise<CheckResult> {
   try {
-    return await checkOutputs(new LocalOutputReader(config.outputDir), config.outputCheck);
+    return await checkOutputs(new LocalOutputReader(config.outputDir, config.markers.layout), config.outputCheck);
   } catch (error) {
     return { problems: [`the output check could not run: ${(error as Error).message}`], summary: {} };
   }

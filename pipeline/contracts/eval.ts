@@ -42,8 +42,8 @@ export const evaluation: StageContract = {
     logMustContain: ['Finished running evaluation.'],
     logMustNotContain: ['Missing metric cache for'],
   }),
+  retry: 'A new attempt scores every token again: the results CSV is written once, at the end.',
   notes: () => [
-    'Upstream evaluation hard-codes NCCL and torch.cuda; on TPU VMs it needs the CPU/gloo port of the :unified image.',
     'Scenes are still loaded to find each token\'s log, so the evaluation split\'s sensor blobs must be present.',
   ],
 };

@@ -51,6 +51,8 @@ export const featureCache: StageContract = {
     // The collate silently substitutes zero images when a path is missing: the cache is corrupt.
     logMustNotContain: ['Image path not found'],
   }),
+  retry:
+    'A new attempt caches every token again: the caching script builds its dataset with cache_path=None and rewrites both files of every token (run_caching_recogdrive_torchax.py:274-280); nothing already written is skipped.',
   notes: (config) => {
     const notes: string[] = [];
     if (config.featureCache.vlmPath === undefined) {

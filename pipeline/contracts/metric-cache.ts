@@ -40,6 +40,8 @@ export const metricCache: StageContract = {
     logMustContain: ['Done storing metadata csv file.'],
     logMustNotContain: ['Starting metric caching of 0 files'],
   }),
+  retry:
+    'A new attempt skips every metric_cache.pkl already written (MetricCacheProcessor.compute_metric_cache returns early when the file exists and cache.force_feature_computation is false) and computes only the rest; the metadata CSV is written again at the end, listing all of them.',
   notes: (config) => [
     'Requires NumPy >= 1.26.4 in the image (NumPy 1.23 silently corrupts the cache, recogdrive #10).',
     ...(expected(config) === undefined

@@ -53,9 +53,11 @@ export const stage1: StageContract = {
     // The final save sits in a `finally:`, so a crashed loop still writes a checkpoint.
     logMustNotContain: ['An error occurred during training', 'Loss: nan'],
   }),
+  retry:
+    'A new attempt starts again from the base model: the torchax finetune loads no checkpoint (no resume exists upstream) and rewrites checkpoint-<S>.pt and final_checkpoint.pt.',
   notes: (config) => {
     const notes = [
-      'The torchax trainer is single-host and cannot resume: a preempted attempt restarts from the base model.',
+      'The torchax trainer is single-host.',
       'The checkpoint is an orbax PyTree (no HF config/tokenizer); the feature cache reads an HF directory.',
     ];
     const compute = config.stage1.compute;

@@ -37,6 +37,8 @@ export const stage2: StageContract = {
     logMustContain: [],
     logMustNotContain: ['num_samples should be a positive integer value', 'Loss: nan'],
   }),
+  retry:
+    'A new attempt trains from scratch: the torchax loop starts at epoch 0, loads no parameters and keeps no optimizer state (no resume exists upstream), and rewrites checkpoint-epoch-<E>.pt.',
   notes: () => [
     'Checkpoints are orbax PyTrees (checkpoint-epoch-<E>.pt); Stage 3 and evaluation upstream load Lightning .ckpt files.',
   ],

@@ -47,8 +47,9 @@ export const stage3: StageContract = {
     // Upstream swallows a missing reference checkpoint with a warning and trains from random weights.
     logMustNotContain: ['GRPO checkpoint not found', 'Loss: nan'],
   }),
+  retry:
+    'A new attempt trains from scratch (from the reference policy, not from its own last epoch): the torchax loop loads no earlier GRPO checkpoint and keeps no optimizer state, and rewrites checkpoint-epoch-<E>.pt.',
   notes: () => [
-    'The torchax trainer of the TPU port does not implement GRPO yet (tokens_list=None, scalar loss); this stage needs a GRPO-capable :unified image.',
-    'reference_policy_checkpoint expects a Lightning .ckpt; Stage 2 on TPU writes orbax checkpoints.',
+    'The Stage 2 checkpoint is both the starting point and the frozen reference policy (agent.reference_policy_checkpoint and agent.checkpoint_path).',
   ],
 };

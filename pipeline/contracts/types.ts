@@ -58,6 +58,11 @@ export interface StageContract {
   outputPath(config: PipelineConfig): string;
   render(config: PipelineConfig): RenderedStage;
   verification(config: PipelineConfig): VerificationSpec;
+  /**
+   * What a new attempt does with what the failed one left (after a preemption, a hang, a lost
+   * host), as the upstream code behaves: no trainer resumes; caches may skip finished files.
+   */
+  retry: string;
   /** Known gaps of the TPU port that a user planning this stage should read. */
   notes(config: PipelineConfig): string[];
 }

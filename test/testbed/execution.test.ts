@@ -159,14 +159,14 @@ test('override and env values full of shell syntax reach the container literally
       metricCache: {
         workers: [1],
         env: { RECOGDRIVE_SIM_DURATION_MS: '4000', EXTRA_FLAGS: '$(touch /tmp/rd-pwned4) && touch /tmp/rd-pwned5' },
-        settings: { overrides: { seed: nasty } },
+        settings: { overrides: { 'cache.force_feature_computation': nasty } },
       },
     }),
   );
   await waitUntilRunning(handle, 'metricCache');
   const name = containerName('bed-inject', 'metricCache');
   const args = JSON.parse((await bed.docker(1, ['inspect', '--format', '{{json .Args}}', name])).stdout) as string[];
-  assert.ok(args.includes(`seed='${nasty}'`), JSON.stringify(args));
+  assert.ok(args.includes(`cache.force_feature_computation='${nasty}'`), JSON.stringify(args));
   const envs = JSON.parse((await bed.docker(1, ['inspect', '--format', '{{json .Config.Env}}', name])).stdout) as string[];
   assert.ok(envs.includes('EXTRA_FLAGS=$(touch /tmp/rd-pwned4) && touch /tmp/rd-pwned5'));
   await handle.result();

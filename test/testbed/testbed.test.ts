@@ -26,7 +26,7 @@ let bed: Testbed;
 
 before(async () => {
   if (skip) return;
-  const seeded = spawnSync(process.execPath, [path.join(ROOT, 'docker/simulator/main.ts'), 'seed', '--dir', repoDir], { encoding: 'utf8' });
+  const seeded = spawnSync(process.execPath, [path.join(ROOT, 'docker/simulator/main.ts'), 'seed', '--dir', repoDir, '--fixes', 'all'], { encoding: 'utf8' });
   assert.equal(seeded.status, 0, seeded.stderr);
   bed = await startTestbed({ workers: 2, dir: path.join(tmp, 'bed') });
 });
@@ -192,7 +192,7 @@ test('the stage image runs Stage 1 with real bind mounts and commits its final c
     const state = await ok(client, ['docker', 'inspect', '--format', '{{.State.Status}} {{.State.ExitCode}} {{.State.OOMKilled}}', 'rd-stage1']);
     assert.equal(state.trim(), 'exited 0 false');
     const logs = await ok(client, ['docker', 'logs', '--timestamps', 'rd-stage1']);
-    assert.match(logs, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z Saved final checkpoint to \/recogdrive\/work_dirs\/stage1_output\/final_checkpoint\.pt$/m);
+    assert.match(logs, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d+Z \S+ \S+ - INFO - __main__ - Saved final checkpoint to \/recogdrive\/work_dirs\/stage1_output\/final_checkpoint\.pt$/m);
     // --since with the timestamp of a line returns what followed it.
     const first = logs.split('\n')[0]!.split(' ')[0]!;
     const since = await ok(client, ['docker', 'logs', '--timestamps', '--since', first, 'rd-stage1']);
@@ -226,7 +226,7 @@ test('the feature cache runs under /bin/bash -c after the pip fix, with a read-o
   );
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /Successfully installed hydra-core-1\.3\.2/);
-  assert.match(result.stdout, /^Caching Complete\.$/m);
+  assert.match(result.stdout, /\]\[__main__\]\[INFO\] - Caching Complete\.$/m);
   const tokens = fs.readdirSync(cache, { recursive: true, encoding: 'utf8' }).filter((p) => p.endsWith('internvl_feature.gz'));
   assert.equal(tokens.length, 12);
 });

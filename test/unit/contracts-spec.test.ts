@@ -8,7 +8,8 @@
  *    watcher can read the exit code;
  *  - additions: artifact mounts (inputs read-only, the output) and the contract's addedArgs;
  *  - the stage wrapper: the command runs as `recogdrive-stage -- <the guide's command>` with the
- *    wrapper's RECOGDRIVE_STAGE/OUTPUT_DIR/OUTPUT_CHECK env; both are checked exactly, then stripped.
+ *    wrapper's RECOGDRIVE_STAGE/OUTPUT_DIR/MARKER_DIR/OUTPUT_CHECK env; both are checked exactly,
+ *    then stripped (the markers' folder is one more artifact mount, beside the output).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,7 @@ import { buildPlan } from '../../pipeline/plan.ts';
 import { CONTRACTS } from '../../pipeline/contracts/index.ts';
 import { defaultHostPath, dockerRunArgs, STAGE_WRAPPER, stageCommand, type LaunchSpec } from '../../pipeline/launch.ts';
 import type { StageName } from '../../pipeline/stages.ts';
+import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 
 const FIXTURE = join(PROJECT_ROOT, 'test', 'fixtures', 'spec-commands.md');
@@ -84,6 +86,7 @@ function wrapperEnv(stage: StageName, launch: LaunchSpec): string[] {
   return [
     `RECOGDRIVE_STAGE=${stage}`,
     `RECOGDRIVE_OUTPUT_DIR=${launch.output.containerPath}`,
+    `RECOGDRIVE_MARKER_DIR=${launch.markers!.containerPath}`,
     `RECOGDRIVE_OUTPUT_CHECK=${JSON.stringify(CONTRACTS[stage].verification(config).outputs)}`,
   ];
 }
@@ -126,7 +129,8 @@ test('the vendored guide commands are still verbatim in the guide', { skip: !exi
 });
 
 test('stage 3 runs GRPO with the metric cache and the last Stage 2 checkpoint as reference policy', () => {
-  const launch = launchOf('stage3');
+  const withStage3 = parsePipelineInput({ ...JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8')), stages: undefined, upstreamFixes: [...UPSTREAM_FIXES] });
+  const launch = buildPlan(withStage3, 'spec-run').stages.find((s) => s.stage === 'stage3')!.launch!;
   const argv = launch.command;
   assert.ok(argv.includes('agent.grpo=True'));
   assert.ok(argv.includes('agent.metric_cache_path=/recogdrive/data/metric_cache'));
@@ -141,7 +145,7 @@ test('stage 3 runs GRPO with the metric cache and the last Stage 2 checkpoint as
   });
 });
 
-test('every stage runs under the stage wrapper, told its stage, output folder and output check', () => {
+test('every stage runs under the stage wrapper, told its stage, output folder, markers folder beside it and output check', () => {
   const launched = plan.stages.filter((s) => s.launch !== undefined);
   assert.ok(launched.length > 0);
   for (const { stage, launch } of launched) {
@@ -149,6 +153,11 @@ test('every stage runs under the stage wrapper, told its stage, output folder an
     assert.equal(launch!.env.RECOGDRIVE_STAGE, stage);
     assert.equal(launch!.env.RECOGDRIVE_OUTPUT_DIR, launch!.output.containerPath);
     assert.ok(launch!.mounts.some((m) => m.target === launch!.env.RECOGDRIVE_OUTPUT_DIR && !m.readOnly), `${stage}: the output folder is a writable mount`);
+    const markers = launch!.mounts.find((m) => m.target === launch!.env.RECOGDRIVE_MARKER_DIR);
+    assert.equal(markers?.readOnly, false, `${stage}: the markers folder is a writable mount`);
+    const outputUri = launch!.output.uri;
+    assert.deepEqual(markers?.source, { kind: 'artifact', uri: outputUri.replace(/\/([^/]+)$/, '/_recogdrive/$1') }, `${stage}: markers beside the output, not in it`);
+    assert.ok(!launch!.mounts.some((m) => m.target.startsWith(`${launch!.output.containerPath}/`)), `${stage}: nothing mounted inside the output folder`);
     assert.deepEqual(JSON.parse(launch!.env.RECOGDRIVE_OUTPUT_CHECK!), CONTRACTS[stage].verification(config).outputs);
     assert.equal(launch!.env.RECOGDRIVE_ATTEMPT, undefined, 'the executor sets the attempt');
   }

@@ -3,9 +3,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CONTRACTS } from '../../pipeline/contracts/index.ts';
 import { parsePipelineInput } from '../../pipeline/input.ts';
+import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 
 const config = (extra: Record<string, unknown> = {}) =>
-  parsePipelineInput({ experiment: 'exp', artifactRoot: 'gs://bucket-x', paths: { hostRepoDir: '/r' }, ...extra });
+  parsePipelineInput({ experiment: 'exp', artifactRoot: 'gs://bucket-x', paths: { hostRepoDir: '/r' }, upstreamFixes: [...UPSTREAM_FIXES], ...extra });
 
 test('navtrain feature cache must hold the 85,109 train-log tokens; the metric cache all 103,288', () => {
   assert.deepEqual(CONTRACTS.featureCache.verification(config()).outputs, {

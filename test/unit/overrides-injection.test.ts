@@ -25,7 +25,10 @@ test('a hostile override value stays one literal argument through the feature ca
       experiment: 'inject',
       artifactRoot: 'file:///tmp/a',
       paths: { hostRepoDir: '/data/r' },
-      featureCache: { overrides: { seed: NASTY } },
+      upstreamFixes: ['feature-cache-real-scenes'],
+      stages: ['featureCache'],
+      providedArtifacts: { stage1: 'file:///tmp/a/stage1' },
+      featureCache: { overrides: { experiment_uid: NASTY } },
     });
     // The stage's own command, without the stage wrapper in front (test/unit/stage-wrapper.test.ts runs that).
     const command = stageCommand(buildPlan(config, 'inject-1').stages.find((s) => s.stage === 'featureCache')!.launch!);
@@ -35,7 +38,7 @@ test('a hostile override value stays one literal argument through the feature ca
       env: { PATH: `${dir}:/usr/bin:/bin`, ARGV_FILE: join(dir, 'argv') },
     });
     const argv = (await readFile(join(dir, 'argv'), 'utf8')).trimEnd().split('\n');
-    assert.ok(argv.includes(`seed='${NASTY}'`), `argv: ${JSON.stringify(argv)}`);
+    assert.ok(argv.includes(`experiment_uid='${NASTY}'`), `argv: ${JSON.stringify(argv)}`);
     const files = await readdir(dir);
     assert.deepEqual(files.filter((f) => f.startsWith('pwned')), [], 'nothing in the value was executed');
   } finally {
@@ -48,9 +51,12 @@ test('hydra receives override strings quoted, so commas and brackets are not swe
     experiment: 'inject',
     artifactRoot: 'file:///tmp/a',
     paths: { hostRepoDir: '/data/r' },
-    stage2: { overrides: { 'trainer.params.precision': 'bf16,32', seed: 7 } },
+    stages: ['stage2', 'metricCache'],
+    providedArtifacts: { featureCache: 'file:///tmp/a/cache' },
+    stage2: { overrides: { seed: 7 } },
+    metricCache: { overrides: { 'worker.threads_per_node': '4,8' } },
   });
-  const command = buildPlan(config, 'r').stages.find((s) => s.stage === 'stage2')!.launch!.command;
-  assert.ok(command.includes("trainer.params.precision='bf16,32'"));
-  assert.ok(command.includes('seed=7'));
+  const plan = buildPlan(config, 'r');
+  assert.ok(plan.stages.find((s) => s.stage === 'metricCache')!.launch!.command.includes("worker.threads_per_node='4,8'"));
+  assert.ok(plan.stages.find((s) => s.stage === 'stage2')!.launch!.command.includes('seed=7'));
 });

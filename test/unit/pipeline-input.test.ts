@@ -1,8 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { InvalidPipelineInput, parsePipelineInput } from '../../pipeline/input.ts';
+import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 
-const minimal = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' } };
+/** Every stage, on a checkout that fixes every known upstream defect (pipeline-input-upstream.test.ts covers refusals). */
+const minimal = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' }, upstreamFixes: [...UPSTREAM_FIXES] };
 
 function issuesOf(raw: unknown): readonly string[] {
   try {

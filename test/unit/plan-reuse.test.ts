@@ -6,6 +6,7 @@ import { fingerprintOf, stageComponents } from '../../pipeline/fingerprint.ts';
 import { runRecordOf, type ArtifactRecord } from '../../pipeline/lineage.ts';
 import { buildPlan, planFingerprints, type Plan, type PlanContext } from '../../pipeline/plan.ts';
 import { STAGES, type StageName } from '../../pipeline/stages.ts';
+import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 
 const DIGESTS = {
   'registry.example/recogdrive-tpu:stage1': `sha256:${'1'.repeat(64)}`,
@@ -18,6 +19,7 @@ function config(extra: Partial<PipelineInputRaw> = {}, sections: Record<string, 
     artifactRoot: 'gs://bucket/root',
     paths: { hostRepoDir: '/home/me/recogdrive' },
     images: { stage1: 'registry.example/recogdrive-tpu:stage1', unified: 'registry.example/recogdrive-tpu:unified' },
+    upstreamFixes: [...UPSTREAM_FIXES],
     ...sections,
     ...extra,
   });

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MountTable } from '../../docker/simulator/paths.ts';
-import { HydraConfig, MISSING, parseOverride, parseValue, type ConfigSchema } from '../../docker/simulator/hydra-config.ts';
+import { HydraConfig, parseOverride, parseValue, type ConfigSchema } from '../../docker/simulator/hydra-config.ts';
 import { PythonError } from '../../docker/simulator/errors.ts';
 
 const table = new MountTable(
@@ -46,17 +46,13 @@ test('hydra values: quotes stripped, lists, booleans, numbers, bare strings trim
   assert.deepEqual(parseOverride('+is_dummy_run=True'), { op: 'append', key: 'is_dummy_run', value: true, text: 'is_dummy_run=True' });
 });
 
-test('hydra composition: overrides, mandatory values, unknown keys', () => {
-  const schema: ConfigSchema = {
-    name: 'demo',
-    groups: { agent: { default: 'a', options: ['a', 'b'] } },
-    values: { experiment_name: MISSING, 'trainer.params.max_epochs': 100 },
-    open: ['agent.'],
-  };
-  const cfg = HydraConfig.compose(schema, ['agent=b', 'experiment_name=x', 'agent.lr=1e-4', '+extra=1'], {});
-  assert.equal(cfg.group('agent'), 'b');
+test('hydra composition from the upstream data: overrides, group options, mandatory values, unknown keys', () => {
+  const schema: ConfigSchema = { primary: 'default_training', name: 'default_training' };
+  const cfg = HydraConfig.compose(schema, ['agent=recogdrive_agent', 'train_test_split=navtrain', 'experiment_name=x', 'agent.lr=1e-5', '+extra=1'], {});
+  assert.equal(cfg.group('agent'), 'recogdrive_agent');
   assert.equal(cfg.int('trainer.params.max_epochs'), 100);
-  assert.equal(cfg.get('agent.lr'), 1e-4);
+  assert.equal(cfg.get('agent.lr'), 1e-5);
+  assert.equal(cfg.get('extra'), 1);
   const failure = (args: string[]) => {
     try {
       HydraConfig.compose(schema, args, {});
@@ -66,8 +62,8 @@ test('hydra composition: overrides, mandatory values, unknown keys', () => {
     }
     return assert.fail('composed');
   };
-  assert.equal(failure([]), 'omegaconf.errors.MissingMandatoryValue: Missing mandatory value: experiment_name');
-  assert.match(failure(['experiment_name=x', 'nope=1']), /Could not override 'nope'/);
-  assert.match(failure(['experiment_name=x', 'agent=c']), /Could not find 'agent\/c'/);
-  assert.match(failure(['experiment_name=x', '+experiment_name=y']), /An item is already at 'experiment_name'/);
+  assert.match(failure(['experiment_name=x']), /You must specify 'train_test_split'/);
+  assert.match(failure(['train_test_split=navtrain', 'nope=1']), /Could not override 'nope'/);
+  assert.match(failure(['train_test_split=navtrain', 'agent=c']), /Could not find 'agent\/c'/);
+  assert.match(failure(['train_test_split=navtrain', 'experiment_name=x', '+seed=1']), /An item is already at 'seed'/);
 });

@@ -1,13 +1,14 @@
 /**
  * The stage wrapper (docker/stage-wrapper/) as a real process around a real command
- * (`node docker/stage-wrapper/main.ts -- sh -c '...'`) writing into a temporary output folder.
+ * (`node docker/stage-wrapper/main.ts -- sh -c '...'`) writing into a temporary output folder
+ * `<tmp>/out`, its markers beside it in `<tmp>/_recogdrive/out`.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -47,12 +48,18 @@ interface Started {
   done: Promise<Run>;
 }
 
+/** The markers' folder beside an output folder made by withOutputDir. */
+function markersOf(outputDir: string): string {
+  return join(outputDir, '..', '_recogdrive', 'out');
+}
+
 function wrapperEnv(outputDir: string, extra: Record<string, string | undefined> = {}): Record<string, string> {
   const env: Record<string, string | undefined> = {
     PATH: process.env.PATH,
     RECOGDRIVE_STAGE: 'featureCache',
     RECOGDRIVE_ATTEMPT: '1',
     RECOGDRIVE_OUTPUT_DIR: outputDir,
+    RECOGDRIVE_MARKER_DIR: markersOf(outputDir),
     RECOGDRIVE_OUTPUT_CHECK: JSON.stringify(TOKEN_CACHE),
     ...extra,
   };
@@ -82,11 +89,13 @@ function wrapper(script: string, env: Record<string, string>): Promise<Run> {
 }
 
 async function withOutputDir(use: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'rd-wrapper-'));
+  const parent = await mkdtemp(join(tmpdir(), 'rd-wrapper-'));
+  const dir = join(parent, 'out');
+  await mkdir(dir);
   try {
     await use(dir);
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    await rm(parent, { recursive: true, force: true });
   }
 }
 
@@ -111,7 +120,7 @@ test('exit 0 writes DONE.json whose manifest counts, bytes and digest match MANI
     assert.equal(run.stdout, 'caching 4 tokens\nCaching Complete.', 'stdout passes through byte for byte');
     assert.equal(run.stderr, 'warning on stderr\n', 'stderr passes through, and the wrapper adds nothing on success');
 
-    const manifest = await readFile(join(dir, '_recogdrive', 'MANIFEST.tsv'));
+    const manifest = await readFile(join(markersOf(dir), 'MANIFEST.tsv'));
     const expected = ['log-a', 'log-b']
       .flatMap((log) => ['t1', 't2'].flatMap((token) => [
         `${log}/${token}/internvl_feature.gz\t${`${log}/${token} feature`.length}`,
@@ -119,14 +128,15 @@ test('exit 0 writes DONE.json whose manifest counts, bytes and digest match MANI
       ]))
       .map((line) => `${line}\n`)
       .join('');
-    assert.equal(manifest.toString('utf8'), expected, 'every output file, sorted by path; no marker file (DONE.json, _recogdrive/) listed');
+    assert.equal(manifest.toString('utf8'), expected, 'every output file, sorted by path');
+    assert.deepEqual((await readdir(dir)).sort(), ['log-a', 'log-b'], 'nothing but the outputs in the output folder (upstream readers iterate it)');
 
-    const done = await readJson<DoneMarker>(join(dir, 'DONE.json'));
+    const done = await readJson<DoneMarker>(join(markersOf(dir), 'DONE.json'));
     assert.deepEqual(done.manifest, {
       files: 8,
       bytes: expected.split('\n').filter(Boolean).reduce((sum, line) => sum + Number(line.split('\t')[1]), 0),
       digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`,
-      list: '_recogdrive/MANIFEST.tsv',
+      list: 'MANIFEST.tsv',
     });
     assert.deepEqual(done.check, { spec: TOKEN_CACHE, problems: [], summary: { tokens: 4, incompleteTokens: 0 } });
     assert.equal(done.schema, 1);
@@ -135,7 +145,7 @@ test('exit 0 writes DONE.json whose manifest counts, bytes and digest match MANI
     assert.equal(done.worker, 0);
     assert.equal(done.exitCode, 0);
     assert.ok(Date.parse(done.startedAt) <= Date.parse(done.finishedAt));
-    assert.equal(existsSync(join(dir, '_recogdrive', 'attempt-1', 'FAILED.json')), false);
+    assert.equal(existsSync(join(markersOf(dir), 'attempt-1', 'FAILED.json')), false);
   });
 });
 
@@ -143,7 +153,7 @@ test('a check that finds problems is recorded in DONE.json, and the exit code st
   await withOutputDir(async (dir) => {
     const run = await wrapper(`${WRITE_TOKEN_CACHE}; rm "$RECOGDRIVE_OUTPUT_DIR/log-a/t1/trajectory_target.gz"`, wrapperEnv(dir));
     assert.equal(run.code, 0);
-    const done = await readJson<DoneMarker>(join(dir, 'DONE.json'));
+    const done = await readJson<DoneMarker>(join(markersOf(dir), 'DONE.json'));
     assert.deepEqual(done.check.summary, { tokens: 3, incompleteTokens: 1 });
     assert.match(done.check.problems.join('\n'), /log-a\/t1 lacks trajectory_target\.gz/);
     assert.match(done.check.problems.join('\n'), /cached 3 complete tokens, expected 4/);
@@ -154,11 +164,11 @@ test('a check that finds problems is recorded in DONE.json, and the exit code st
 test('a second run on the same output leaves the first DONE.json and MANIFEST.tsv byte-identical and says a verdict exists', async () => {
   await withOutputDir(async (dir) => {
     assert.equal((await wrapper(WRITE_TOKEN_CACHE, wrapperEnv(dir))).code, 0);
-    const first = { done: await readFile(join(dir, 'DONE.json')), manifest: await readFile(join(dir, '_recogdrive', 'MANIFEST.tsv')) };
+    const first = { done: await readFile(join(markersOf(dir), 'DONE.json')), manifest: await readFile(join(markersOf(dir), 'MANIFEST.tsv')) };
     const again = await wrapper(`echo more > "$RECOGDRIVE_OUTPUT_DIR/extra.txt"`, wrapperEnv(dir, { RECOGDRIVE_ATTEMPT: '2' }));
     assert.equal(again.code, 0);
-    assert.deepEqual(await readFile(join(dir, 'DONE.json')), first.done);
-    assert.deepEqual(await readFile(join(dir, '_recogdrive', 'MANIFEST.tsv')), first.manifest);
+    assert.deepEqual(await readFile(join(markersOf(dir), 'DONE.json')), first.done);
+    assert.deepEqual(await readFile(join(markersOf(dir), 'MANIFEST.tsv')), first.manifest);
     assert.equal(again.stderr.trim().split('\n').length, 1, again.stderr);
     assert.match(again.stderr, /verdict already exists/);
   });
@@ -168,7 +178,7 @@ test('exit 3 writes FAILED.json with exit code 3 and the last 50 lines, no DONE.
   await withOutputDir(async (dir) => {
     const run = await wrapper('i=1; while [ $i -le 60 ]; do echo "line $i"; i=$((i+1)); done; echo "Traceback: boom" >&2; exit 3', wrapperEnv(dir));
     assert.equal(run.code, 3);
-    const failed = await readJson<FailedMarker>(join(dir, '_recogdrive', 'attempt-1', 'FAILED.json'));
+    const failed = await readJson<FailedMarker>(join(markersOf(dir), 'attempt-1', 'FAILED.json'));
     assert.equal(failed.exitCode, 3);
     assert.equal(failed.signal, null);
     assert.equal(failed.writer, 'wrapper');
@@ -177,8 +187,8 @@ test('exit 3 writes FAILED.json with exit code 3 and the last 50 lines, no DONE.
     assert.equal(failed.lastLines.length, 50);
     assert.deepEqual(failed.lastLines.slice(-2), ['line 60', 'Traceback: boom']);
     assert.equal(failed.lastLines[0], 'line 12');
-    assert.equal(existsSync(join(dir, 'DONE.json')), false);
-    assert.equal(existsSync(join(dir, '_recogdrive', 'MANIFEST.tsv')), false);
+    assert.equal(existsSync(join(markersOf(dir), 'DONE.json')), false);
+    assert.equal(existsSync(join(markersOf(dir), 'MANIFEST.tsv')), false);
   });
 });
 
@@ -190,7 +200,7 @@ test('SIGTERM to the wrapper reaches the command (whose own exit code 143 is kep
     const run = await started.done;
     assert.equal(run.code, 143);
     assert.match(run.stdout, /command got TERM/);
-    const failed = await readJson<FailedMarker>(join(dir, '_recogdrive', 'attempt-1', 'FAILED.json'));
+    const failed = await readJson<FailedMarker>(join(markersOf(dir), 'attempt-1', 'FAILED.json'));
     assert.equal(failed.exitCode, 143);
     // (sh may report its killed `sleep` as "Terminated" in between.)
     assert.deepEqual([failed.lastLines[0], failed.lastLines.at(-1)], ['ready', 'command got TERM']);
@@ -205,12 +215,12 @@ test('a command killed by a signal makes the wrapper exit 128+n: SIGTERM forward
     process.kill(started.pid, 'SIGTERM');
     const run = await started.done;
     assert.equal(run.code, 143);
-    const failed = await readJson<FailedMarker>(join(dir, '_recogdrive', 'attempt-1', 'FAILED.json'));
+    const failed = await readJson<FailedMarker>(join(markersOf(dir), 'attempt-1', 'FAILED.json'));
     assert.deepEqual([failed.exitCode, failed.signal], [null, 'SIGTERM']);
 
     const oom = await wrapper('kill -KILL $$', wrapperEnv(dir, { RECOGDRIVE_ATTEMPT: '2' }));
     assert.equal(oom.code, 137);
-    assert.equal((await readJson<FailedMarker>(join(dir, '_recogdrive', 'attempt-2', 'FAILED.json'))).signal, 'SIGKILL');
+    assert.equal((await readJson<FailedMarker>(join(markersOf(dir), 'attempt-2', 'FAILED.json'))).signal, 'SIGKILL');
   });
 });
 
@@ -221,7 +231,7 @@ test('progress.json appears while the command runs and is refreshed on the inter
       ['--', 'sh', '-c', `echo "step 1 loss 0.5"; echo; while [ ! -e ${release} ]; do sleep 0.05; done; echo "step 2"`],
       wrapperEnv(dir, { RECOGDRIVE_PROGRESS_INTERVAL_MS: '100' }),
     );
-    const path = join(dir, '_recogdrive', 'attempt-1', 'progress.json');
+    const path = join(markersOf(dir), 'attempt-1', 'progress.json');
     const read = () => readFile(path, 'utf8').then((t) => JSON.parse(t) as ProgressMarker, () => undefined);
     const first = await until(async () => ((await read())?.lines === 2 ? read() : undefined), 'progress.json with 2 lines');
     assert.equal(first.schema, 1);
@@ -234,13 +244,13 @@ test('progress.json appears while the command runs and is refreshed on the inter
       return p !== undefined && p.updatedAt !== first.updatedAt ? p : undefined;
     }, 'a refreshed progress.json');
     assert.equal(later.startedAt, first.startedAt);
-    assert.equal(existsSync(join(dir, 'DONE.json')), false, 'no verdict while running');
-    assert.deepEqual((await readdir(join(dir, '_recogdrive', 'attempt-1'))), ['progress.json'], 'no temporary file left beside it');
+    assert.equal(existsSync(join(markersOf(dir), 'DONE.json')), false, 'no verdict while running');
+    assert.deepEqual((await readdir(join(markersOf(dir), 'attempt-1'))), ['progress.json'], 'no temporary file left beside it');
 
     await writeFile(release, '');
     const run = await started.done;
     assert.equal(run.code, 0);
-    assert.ok(existsSync(join(dir, 'DONE.json')));
+    assert.ok(existsSync(join(markersOf(dir), 'DONE.json')));
   });
 });
 
@@ -250,6 +260,7 @@ test('worker 1 writes no markers, on success or failure, and still exits with th
     assert.equal((await wrapper(`${WRITE_TOKEN_CACHE}; sleep 0.1`, env)).code, 0);
     assert.equal((await wrapper('sleep 0.1; exit 5', env)).code, 5);
     assert.deepEqual((await readdir(dir)).sort(), ['log-a', 'log-b']);
+    assert.equal(existsSync(markersOf(dir)), false, 'no markers folder either');
   });
 });
 
@@ -270,7 +281,8 @@ test('a missing or invalid environment exits 2 naming each problem, and the comm
     const usage = start([`touch ${ran}`], wrapperEnv(dir));
     assert.equal((await usage.done).code, 2, 'no "--" before the command');
     assert.equal(existsSync(ran), false, 'the command did not run');
-    assert.deepEqual(await readdir(dir), [], 'and nothing was written');
+    assert.deepEqual(await readdir(join(dir, '..')), ['out'], 'and nothing was written');
+    assert.deepEqual(await readdir(dir), []);
   });
 });
 
@@ -278,7 +290,7 @@ test('a command that cannot be started exits 127 and is recorded as failed with 
   await withOutputDir(async (dir) => {
     const run = await start(['--', 'no-such-command-here'], wrapperEnv(dir)).done;
     assert.equal(run.code, 127);
-    const failed = await readJson<FailedMarker>(join(dir, '_recogdrive', 'attempt-1', 'FAILED.json'));
+    const failed = await readJson<FailedMarker>(join(markersOf(dir), 'attempt-1', 'FAILED.json'));
     assert.equal(failed.exitCode, 127);
     assert.match(failed.reason ?? '', /cannot run no-such-command-here/);
   });
@@ -289,6 +301,6 @@ test('the bin/recogdrive-stage shim runs the wrapper under busybox sh, with node
     const env = { ...wrapperEnv(dir), PATH: '/usr/bin:/bin', RECOGDRIVE_WRAPPER_NODE: NODE };
     const run = await start(['--', 'sh', '-c', WRITE_TOKEN_CACHE], env, [BUSYBOX!, 'sh', SHIM]).done;
     assert.equal(run.code, 0, run.stderr);
-    assert.equal((await readJson<DoneMarker>(join(dir, 'DONE.json'))).check.summary.tokens, 4);
+    assert.equal((await readJson<DoneMarker>(join(markersOf(dir), 'DONE.json'))).check.summary.tokens, 4);
   });
 });

@@ -113,11 +113,9 @@ test('rerun from stage2 runs stage2 and its descendants and reuses the rest', as
 });
 
 test('a verified output that was deleted afterwards is not reused: its stage runs again', async () => {
-  // Delete the source run's whole stage1 checkpoint folder, keeping its markers.
+  // Delete the source run's whole stage1 checkpoint folder; its markers (beside it) stay.
   const stage1Dir = uriOf(source, 'stage1').slice('file://'.length);
-  for (const entry of await readdir(stage1Dir)) {
-    if (entry !== 'DONE.json' && entry !== '_recogdrive') await rm(join(stage1Dir, entry), { recursive: true, force: true });
-  }
+  for (const entry of await readdir(stage1Dir)) await rm(join(stage1Dir, entry), { recursive: true, force: true });
   const summary = await run('rerun-after-delete', reusingInput());
   assert.deepEqual(await stagesThatRan('rerun-after-delete'), ['stage1']);
   assert.match(summary.stages.find((s) => s.stage === 'stage1')!.reason!, /can no longer be reused: .* missing/);
@@ -130,11 +128,9 @@ test('a rerun of an unknown run fails before any stage starts', async () => {
 });
 
 test('a provided Stage 2 output without its last epoch checkpoint (the GRPO reference) fails the run before stage3 starts', async () => {
-  // A hand-made copy of the source's stage2 output (no markers), missing the last epoch.
+  // A hand-made copy of the source's stage2 output (its markers are beside the original, not copied), missing the last epoch.
   const copy = join(env.dataDir, 'handmade-stage2');
   await cp(uriOf(source, 'stage2').slice('file://'.length), copy, { recursive: true });
-  await rm(join(copy, 'DONE.json'));
-  await rm(join(copy, '_recogdrive'), { recursive: true });
   await rm(join(copy, 'checkpoint-epoch-1.pt'), { recursive: true });
   const input = reusingInput() as unknown as Record<string, unknown>;
   input.stages = ['stage3'];

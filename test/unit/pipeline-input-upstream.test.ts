@@ -1,0 +1,194 @@
+/**
+ * Inputs the real upstream code would crash on or ignore are refused at validation, naming the
+ * field and the upstream reason ("row N" = the table of ../shared/research/upstream-recogdrive.md).
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { InvalidPipelineInput, parsePipelineInput } from '../../pipeline/input.ts';
+import { buildPlan } from '../../pipeline/plan.ts';
+import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
+
+const base = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' } };
+const allFixed = { ...base, upstreamFixes: [...UPSTREAM_FIXES] };
+
+function issuesOf(raw: unknown): readonly string[] {
+  try {
+    parsePipelineInput(raw);
+  } catch (error) {
+    assert.ok(error instanceof InvalidPipelineInput, `expected InvalidPipelineInput, got ${String(error)}`);
+    return error.issues;
+  }
+  assert.fail('input was accepted');
+}
+
+const refused: Array<{ row: string; input: unknown; field: string; reason: RegExp }> = [
+  {
+    row: 'row 8: the feature cache crashes on real scenes (3-tuple collate, 2-tuple dataset)',
+    input: { ...base, stages: ['featureCache'], providedArtifacts: { stage1: 'file:///tmp/s1' } },
+    field: 'stages',
+    reason: /featureCache cannot run on the upstream code .*collate unpacks \(features, targets, token\).*dataset\.py:307.*"upstreamFixes": \["feature-cache-real-scenes"\]/,
+  },
+  {
+    row: 'row 2: GRPO cannot run on the torchax trainer (tokens_list=None)',
+    input: { ...base, stages: ['stage3'], upstreamFixes: ['torch-loads-orbax'], providedArtifacts: { featureCache: 'file:///tmp/f', metricCache: 'file:///tmp/m', stage2: 'file:///tmp/s2' } },
+    field: 'stages',
+    reason: /stage3 cannot run .*tokens_list=None.*run_training_recogdrive_torchax\.py:256-261.*"torchax-grpo"/,
+  },
+  {
+    row: 'row 1: the GRPO reference policy is torch.load()ed, Stage 2 writes an orbax directory',
+    input: { ...base, stages: ['stage3'], upstreamFixes: ['torchax-grpo'], providedArtifacts: { featureCache: 'file:///tmp/f', metricCache: 'file:///tmp/m', stage2: 'file:///tmp/s2' } },
+    field: 'stages',
+    reason: /stage3 cannot run .*torch\.load\(path\)\["state_dict"\].*recogdrive_diffusion_planner\.py:279-294.*IsADirectoryError.*"torch-loads-orbax"/,
+  },
+  {
+    row: 'row 3: the evaluation loads agent.checkpoint_path with torch.load',
+    input: { ...base, stages: ['eval'], upstreamFixes: ['eval-without-torchrun'], providedArtifacts: { stage3: 'file:///tmp/s3' } },
+    field: 'stages',
+    reason: /eval cannot run .*recogdrive_agent\.py:90-99.*"torch-loads-orbax"/,
+  },
+  {
+    row: 'row 6: the evaluation is an NCCL torchrun job',
+    input: { ...base, stages: ['eval'], upstreamFixes: ['torch-loads-orbax'], providedArtifacts: { stage3: 'file:///tmp/s3' } },
+    field: 'stages',
+    reason: /eval cannot run .*init_process_group\("nccl"\).*run_pdm_score_recogdrive\.py:184-190.*"eval-without-torchrun"/,
+  },
+  {
+    row: 'row 4: recogdrive_agent.yaml has no grpo_cfg node',
+    input: { ...allFixed, stage3: { overrides: { 'agent.grpo_cfg.bc_coeff': 0.1 } } },
+    field: 'stage3.overrides.agent.grpo_cfg.bc_coeff',
+    reason: /no grpo_cfg node.*Could not override 'agent\.grpo_cfg\.bc_coeff'.*Key 'grpo_cfg' is not in struct/,
+  },
+  {
+    row: 'row 4: default_metric_caching.yaml has no seed',
+    input: { ...allFixed, metricCache: { overrides: { seed: 3 } } },
+    field: 'metricCache.overrides.seed',
+    reason: /default_metric_caching\.yaml has no seed key.*Key 'seed' is not in struct/,
+  },
+  {
+    row: 'row 4: default_run_pdm_score.yaml has no seed',
+    input: { ...allFixed, eval: { overrides: { seed: 3 } } },
+    field: 'eval.overrides.seed',
+    reason: /default_run_pdm_score\.yaml has no seed key/,
+  },
+  {
+    row: 'row 4: worker.threads_per_node exists only in the Ray worker configs',
+    input: { ...allFixed, metricCache: { worker: 'single_machine_thread_pool', overrides: { 'worker.threads_per_node': 8 } } },
+    field: 'metricCache.overrides.worker.threads_per_node',
+    reason: /only the Ray worker configs have threads_per_node.*set metricCache\.maxWorkers/,
+  },
+  {
+    row: 'row 5: the torchax trainer ignores Lightning trainer knobs',
+    input: { ...allFixed, stage2: { overrides: { 'trainer.params.precision': 'bf16' } } },
+    field: 'stage2.overrides.trainer.params.precision',
+    reason: /reads only trainer\.params\.max_epochs.*optax\.adamw.*would change nothing/,
+  },
+  {
+    row: 'row 5: ... on Stage 3 too',
+    input: { ...allFixed, stage3: { overrides: { 'trainer.params.gradient_clip_val': 0.5 } } },
+    field: 'stage3.overrides.trainer.params.gradient_clip_val',
+    reason: /reads only trainer\.params\.max_epochs/,
+  },
+  {
+    row: 'row 14: agent.cam_type is read by nothing',
+    input: { ...allFixed, stage2: { camType: 'multi' } },
+    field: 'stage2.camType',
+    reason: /cam_type is accepted but read by nothing/,
+  },
+  {
+    row: 'row 14: the caching script hard-codes InternVL whatever vlm_type says',
+    input: { ...allFixed, featureCache: { vlmType: 'qwen' } },
+    field: 'featureCache.vlmType',
+    reason: /always loads InternVLChatModel/,
+  },
+  {
+    row: 'row 14: with cached hidden states the planner never reads vlm_type',
+    input: { ...allFixed, eval: { vlmType: 'qwen' } },
+    field: 'eval.vlmType',
+    reason: /never reads agent\.vlm_type/,
+  },
+  {
+    row: 'row 14: NUPLAN_MAP_VERSION is read by nothing (maps version hard-coded)',
+    input: { ...allFixed, paths: { ...allFixed.paths, mapVersion: 'nuplan-maps-v2.0' } },
+    field: 'paths.mapVersion',
+    reason: /hard-codes map_version="nuplan-maps-v1\.0".*caching\.py:54/,
+  },
+  {
+    row: 'row 14: cache_hidden_state=false builds the VLM on cuda:<rank>',
+    input: { ...allFixed, stage2: { cacheHiddenState: false } },
+    field: 'stage2.cacheHiddenState',
+    reason: /builds the VLM backbone on cuda:<LOCAL_RANK>.*no CUDA on a TPU VM/,
+  },
+  {
+    row: 'the caching script forces num_workers=0',
+    input: { ...allFixed, featureCache: { numWorkers: 4 } },
+    field: 'featureCache.numWorkers',
+    reason: /forces num_workers=0/,
+  },
+  {
+    row: 'the torchax finetune never reads --down_sample_ratio',
+    input: { ...allFixed, stage1: { downSampleRatio: 0.25 } },
+    field: 'stage1.downSampleRatio',
+    reason: /never reads --down_sample_ratio/,
+  },
+  {
+    row: "stage 1's tensorboard_id writes to the fork author's Vertex AI project",
+    input: { ...allFixed, stage1: { overrides: { tensorboard_id: 'tb-1' } } },
+    field: 'stage1.overrides.tensorboard_id',
+    reason: /aiplatform\.init\(project='grhuang-02'/,
+  },
+  {
+    row: 'the caching script seeds nothing',
+    input: { ...allFixed, featureCache: { overrides: { seed: 1 } } },
+    field: 'featureCache.overrides.seed',
+    reason: /never reads cfg\.seed/,
+  },
+];
+
+for (const { row, input, field, reason } of refused) {
+  test(`refused at validation: ${row}`, () => {
+    const issues = issuesOf(input);
+    const issue = issues.find((i) => i.startsWith(`${field}:`));
+    assert.ok(issue !== undefined, `no issue for ${field}: ${JSON.stringify(issues)}`);
+    assert.match(issue, reason);
+  });
+}
+
+test('the same inputs at their upstream values, with the fixes declared, are accepted and the plan says which fix each stage relies on', () => {
+  const config = parsePipelineInput({
+    ...allFixed,
+    stage1: { overrides: { seed: 1, save_steps: 100 } },
+    stage2: { camType: 'single', vlmType: 'internvl', overrides: { seed: 7 } },
+    metricCache: { overrides: { 'worker.threads_per_node': 8, 'cache.force_feature_computation': true } },
+  });
+  const plan = buildPlan(config, 'r');
+  const notes = (stage: string) => plan.stages.find((s) => s.stage === stage)!.notes.join('\n');
+  assert.match(notes('featureCache'), /upstreamFixes declares "feature-cache-real-scenes"/);
+  assert.match(notes('stage3'), /upstreamFixes declares "torchax-grpo"[\s\S]*upstreamFixes declares "torch-loads-orbax"/);
+  assert.doesNotMatch(notes('stage2'), /upstreamFixes/);
+});
+
+test('every plan note says truthfully what a retry does: trainers start over, the metric cache skips what it wrote', () => {
+  const plan = buildPlan(parsePipelineInput(allFixed), 'r');
+  const retry = (stage: string) => plan.stages.find((s) => s.stage === stage)!.notes[0]!;
+  for (const stage of ['stage1', 'stage2', 'stage3']) assert.match(retry(stage), /^On retry: A new attempt (starts again from the base model|trains from scratch)/, stage);
+  assert.match(retry('featureCache'), /caches every token again/);
+  assert.match(retry('metricCache'), /skips every metric_cache\.pkl already written/);
+  for (const s of plan.stages) assert.doesNotMatch(s.notes.join(' '), /resumes? from (its|the) (latest|last) checkpoint/, s.stage);
+});
+
+test('an override key that does not exist upstream lists the allowed ones; a stage that takes none says so', () => {
+  assert.ok(issuesOf({ ...allFixed, stage2: { overrides: { output_dir: '/x' } } }).some((i) => i === 'stage2.overrides.output_dir: not an allowed override for stage2 (allowed: seed)'));
+  assert.ok(issuesOf({ ...allFixed, eval: { overrides: { foo: 1 } } }).some((i) => i === 'eval.overrides.foo: not an allowed override for eval (it takes none)'));
+});
+
+test('without the upstream checks (replaying runs started before them) an input they refuse still parses', () => {
+  const legacy = { ...base, stage3: { overrides: { 'agent.grpo_cfg.bc_coeff': 0.1 } }, metricCache: { overrides: { seed: 3 } } };
+  assert.ok(issuesOf(legacy).length >= 3, 'refused by default');
+  const config = parsePipelineInput(legacy, { upstreamChecks: false });
+  assert.equal(config.stage3.overrides['agent.grpo_cfg.bc_coeff'], 0.1);
+});
+
+test('the simulator reproduces exactly the defects the input can declare fixed (one list on each side of the image boundary)', async () => {
+  const { KNOWN_DEFECTS } = await import('../../docker/simulator/checkout.ts');
+  assert.deepEqual([...KNOWN_DEFECTS], [...UPSTREAM_FIXES]);
+});

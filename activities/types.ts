@@ -25,6 +25,10 @@ export interface ComputeLease {
     machine: string;
     /** TPU chips (0 for a CPU VM). */
     chips: number;
+    /** GPUs (compute-engine GPU VMs); absent or 0 for others. */
+    gpus?: number;
+    /** e.g. nvidia-tesla-a100, when gpus > 0. */
+    gpuType?: string;
   };
 }
 

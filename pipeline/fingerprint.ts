@@ -83,7 +83,9 @@ export function stageComponents(
   const components: FingerprintComponents = {
     contract: `${stage} v${contract.version}`,
     image: imageDigest ?? `unresolved ${image}`,
-    script: contract.script,
+    script: rendered.script ?? contract.script,
+    // How many processes on how many machines: the effective batch size depends on it.
+    ...(rendered.launcher === undefined ? {} : { launcher: rendered.launcher.join(' ') }),
     runtimeFixes: canonicalJson(contract.runtimeFixes),
     repo: config.paths.hostRepoDir,
     check: canonicalJson(contract.verification(config).outputs),

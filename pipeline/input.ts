@@ -4,11 +4,13 @@
  * Defaults reproduce the settings of the TPU guide (../shared/spec/recogdrive-tpu-guide.md).
  */
 import { z } from 'zod';
-import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
+import { dependenciesOf, STAGES, type StageName } from './stages.ts';
 import { SAFE_OVERRIDE_TEXT } from './overrides.ts';
 import { parseDuration } from './duration.ts';
-import { OVERRIDES_ALLOWED, overrideKeysKnown, UPSTREAM_FIXES } from './upstream.ts';
+import { overrideKeysAllowed, overrideKeysKnown, RETIRED_FIXES, UPSTREAM_FIXES } from './upstream.ts';
 import { upstreamRefusals } from './upstream-checks.ts';
+import { withDefaultLocalGpus } from './trainers.ts';
+import { defaultBootImage, gpuMachineTypeProblem, gpuRequestProblem, N1_GPU_TYPES } from './gpu-machines.ts';
 
 // ---- scalar formats --------------------------------------------------------------------
 
@@ -71,6 +73,8 @@ export const V6E_ACCELERATORS = ['v6e-1', 'v6e-4', 'v6e-8', 'v6e-16', 'v6e-32', 
 /** Behaviour of the embedded stage simulator (local backend only): duration and injected faults. */
 const Simulation = z.strictObject({
   durationMs: z.number().int().min(0).max(3_600_000).default(1500),
+  /** CUDA GPUs this machine plays for the stage (torchrun and NCCL see them). Default: 1 for a stage whose trainer is "gpu", else none. */
+  gpus: z.number().int().min(1).max(16).optional(),
   fault: z
     .strictObject({
       kind: z.enum(['crash', 'hang', 'oom', 'partial']),
@@ -121,25 +125,50 @@ const TpuCompute = z.strictObject({
   failover: Failover.prefault({}),
 });
 
-const ComputeEngine = z.strictObject({
-  backend: z.literal('compute-engine'),
-  /** n2-standard-32 for a CPU VM (metric cache), ct6e-standard-4t etc. for a TPU VM. */
-  machineType: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'not a machine type like n2-standard-32'),
-  zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
-  spot: z.boolean().default(false),
-  /** Boot image (needs docker): a family or image URL. */
-  bootImage: z
-    .string()
-    .regex(/^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z][a-z0-9-]{0,62}$/, 'not an image like projects/cos-cloud/global/images/family/cos-stable')
-    .default('projects/cos-cloud/global/images/family/cos-stable'),
-  bootDiskGb: z.number().int().min(10).max(65536).default(200),
-  failover: Failover.prefault({}),
+/** GPUs attached to an N1 VM (pipeline/gpu-machines.ts: which types, counts and vCPU limits). */
+const AttachedGpus = z.strictObject({
+  type: z.enum(N1_GPU_TYPES, { error: `one of ${N1_GPU_TYPES.join(', ')} (the GPUs that attach to N1 machine types)` }),
+  count: z.number().int().min(1).max(8),
 });
+
+const ComputeEngine = z
+  .strictObject({
+    backend: z.literal('compute-engine'),
+    /**
+     * n2-standard-32 for a CPU VM (metric cache), ct6e-standard-4t etc. for a TPU VM,
+     * a2-highgpu-8g / a3-highgpu-8g / g2-standard-48 etc. for a GPU VM (its GPUs come with the type).
+     */
+    machineType: z.string().regex(/^[a-z0-9]+(-[a-z0-9]+)+$/, 'not a machine type like n2-standard-32'),
+    zones: z.array(Zone).min(1, 'give at least one zone, in order of preference'),
+    spot: z.boolean().default(false),
+    /** N1 machine types only: GPUs to attach (e.g. { "type": "nvidia-tesla-t4", "count": 4 } on n1-standard-32). */
+    gpus: AttachedGpus.optional(),
+    /**
+     * Boot image (needs docker; a GPU VM needs the NVIDIA driver and Docker's GPU support): a
+     * family or image URL. Default: cos-stable, or for a GPU VM a Deep Learning VM image
+     * (pipeline/gpu-machines.ts GPU_BOOT_IMAGE).
+     */
+    bootImage: z
+      .string()
+      .regex(/^projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z][a-z0-9-]{0,62}$/, 'not an image like projects/cos-cloud/global/images/family/cos-stable')
+      .optional(),
+    bootDiskGb: z.number().int().min(10).max(65536).default(200),
+    failover: Failover.prefault({}),
+  })
+  .superRefine((compute, ctx) => {
+    const typeProblem = gpuMachineTypeProblem(compute.machineType);
+    if (typeProblem !== undefined) ctx.addIssue({ code: 'custom', path: ['machineType'], message: typeProblem });
+    const gpuProblem = gpuRequestProblem(compute.machineType, compute.gpus);
+    if (gpuProblem !== undefined) ctx.addIssue({ code: 'custom', path: gpuProblem.field.split('.'), message: gpuProblem.message });
+  })
+  .transform((compute) => ({ ...compute, bootImage: compute.bootImage ?? defaultBootImage(compute.machineType, compute.gpus) }));
 
 const StaticHost = z.strictObject({
   address: z.string().regex(/^[A-Za-z0-9.:-]+$/, 'not a host name or IP address'),
   port: z.number().int().min(1).max(65535).default(22),
   user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'not a user name'),
+  /** CUDA GPUs of the host (with the NVIDIA container toolkit), for a `gpu` trainer. None when absent. */
+  gpus: z.number().int().min(1).max(16).optional(),
 });
 
 const StaticCompute = z.strictObject({
@@ -166,7 +195,7 @@ export function isCloudBackend(backend: ComputeBackend): backend is CloudBackend
  */
 function overridesFor(stage: StageName) {
   const known = overrideKeysKnown(stage);
-  const allowed = OVERRIDES_ALLOWED[stage];
+  const allowed = overrideKeysAllowed(stage);
   return z
     .record(
       z.string().refine((k) => known.includes(k), {
@@ -283,9 +312,16 @@ const DitSettings = {
 /** Stage 2 and 3 train on the cache; the TPU guide keeps the DataLoader single-process (workers deadlocked). */
 const TrainingLoader = { numWorkers: z.number().int().min(0).default(0) };
 
+/**
+ * How a training stage runs (pipeline/trainers.ts): `torchax` is the TPU port's trainer on a TPU
+ * VM, `gpu` the upstream GPU script under torchrun on GPU VMs (NCCL, PyTorch Lightning).
+ */
+const Trainer = z.enum(['torchax', 'gpu']);
+
 const Stage2 = z.strictObject({
   ...common('stage2'),
   ...DitSettings,
+  trainer: Trainer.default('torchax'),
   ...TrainingLoader,
   epochs: PositiveInt.default(2),
   batchSize: PositiveInt.optional(),
@@ -303,15 +339,22 @@ const MetricCache = z.strictObject({
 const Stage3 = z.strictObject({
   ...common('stage3'),
   ...DitSettings,
+  /** GRPO runs only in the upstream GPU script: the torchax trainer cannot (pipeline/upstream.ts). */
+  trainer: Trainer.default('gpu'),
   ...TrainingLoader,
   epochs: PositiveInt.default(10),
   batchSize: PositiveInt.default(8),
   experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('stage3_grpo'),
 });
 
+/** A checkpoint export (stage2Export, stage3Export): a CPU job; nothing to tune. */
+const Export = (stage: 'stage2Export' | 'stage3Export') => z.strictObject({ ...common(stage) });
+
 const Eval = z.strictObject({
   ...common('eval'),
   ...DitSettings,
+  /** The evaluation is an NCCL torchrun job (`gpu`); `torchax` is one python process on the TPU VM, which needs a fixed checkout. */
+  trainer: Trainer.default('gpu'),
   split: Split.default('navtest'),
   experimentName: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('recogdrive_agent_eval'),
   /** Hidden-state cache of the evaluation split (not the training cache). */
@@ -390,8 +433,10 @@ export const PipelineInput = z
     stage1: Stage1.prefault({}),
     featureCache: FeatureCache.prefault({}),
     stage2: Stage2.prefault({}),
+    stage2Export: Export('stage2Export').prefault({}),
     metricCache: MetricCache.prefault({}),
     stage3: Stage3.prefault({}),
+    stage3Export: Export('stage3Export').prefault({}),
     eval: Eval.prefault({}),
     orchestration: Orchestration.prefault({}),
     reuse: Reuse.prefault({}),
@@ -400,7 +445,7 @@ export const PipelineInput = z
      * hits one is refused before anything is created unless it is listed here.
      */
     upstreamFixes: z
-      .array(z.enum(UPSTREAM_FIXES))
+      .array(z.enum([...UPSTREAM_FIXES, ...RETIRED_FIXES]))
       .refine((list) => new Set(list).size === list.length, 'lists a fix twice')
       .default([]),
   })
@@ -416,15 +461,6 @@ export const PipelineInput = z
       }
     }
     for (const stage of input.stages) {
-      for (const dep of STAGE_DEPENDENCIES[stage]) {
-        if (!selected.has(dep) && input.providedArtifacts[dep] === undefined) {
-          ctx.addIssue({
-            code: 'custom',
-            path: ['providedArtifacts', dep],
-            message: `${stage} reads the output of ${dep}: add "${dep}" to stages or give providedArtifacts.${dep}`,
-          });
-        }
-      }
       if (input.providedArtifacts[stage] !== undefined) {
         ctx.addIssue({
           code: 'custom',
@@ -444,7 +480,11 @@ export const PipelineInput = z
   });
 
 export type PipelineInputRaw = z.input<typeof PipelineInput>;
-export type PipelineConfig = z.output<typeof PipelineInput>;
+/**
+ * A validated input. `legacyDag` is never in an input: the workflow sets it for runs started
+ * before the checkpoint exports existed (legacyConfig), which replay with the old DAG.
+ */
+export type PipelineConfig = z.output<typeof PipelineInput> & { legacyDag?: true };
 export type Stage1Config = PipelineConfig['stage1'];
 export type SimulationConfig = z.output<typeof Simulation>;
 
@@ -463,15 +503,43 @@ export interface ParseOptions {
    * the workflow turns it off, to replay runs started before these checks existed.
    */
   upstreamChecks?: boolean;
+  /** The DAG of runs started before the checkpoint exports existed (set by the workflow to replay them). */
+  legacyDag?: boolean;
+}
+
+/**
+ * A run started before the checkpoint exports and trainer flavours existed, as it ran: the TPU
+ * port everywhere and Stage 3 / evaluation reading their input stages directly.
+ */
+export function legacyConfig(config: PipelineConfig): PipelineConfig {
+  return {
+    ...config,
+    stages: config.stages.filter((stage) => stage !== 'stage2Export' && stage !== 'stage3Export'),
+    stage2: { ...config.stage2, trainer: 'torchax' },
+    stage3: { ...config.stage3, trainer: 'torchax' },
+    eval: { ...config.eval, trainer: 'torchax' },
+    legacyDag: true,
+  };
+}
+
+/** Every output a selected stage reads must come from a selected stage or be provided. */
+function missingInputs(config: PipelineConfig): Array<{ path: string; message: string }> {
+  const selected = new Set<StageName>(config.stages);
+  return config.stages.flatMap((stage) =>
+    dependenciesOf(config, stage)
+      .filter((dep) => !selected.has(dep) && config.providedArtifacts[dep] === undefined)
+      .map((dep) => ({ path: `providedArtifacts.${dep}`, message: `${stage} reads the output of ${dep}: add "${dep}" to stages or give providedArtifacts.${dep}` })),
+  );
 }
 
 /** Parses a raw input; throws InvalidPipelineInput listing every failing field by path. */
 export function parsePipelineInput(raw: unknown, options: ParseOptions = {}): PipelineConfig {
   const result = PipelineInput.safeParse(raw);
   if (result.success) {
-    const refusals = options.upstreamChecks === false ? [] : upstreamRefusals(result.data);
-    if (refusals.length === 0) return result.data;
-    throw new InvalidPipelineInput(refusals.map((r) => `${r.path}: ${r.message}`));
+    const config = options.legacyDag === true ? legacyConfig(result.data) : withDefaultLocalGpus(result.data);
+    const issues = [...missingInputs(config), ...(options.upstreamChecks === false ? [] : upstreamRefusals(config))];
+    if (issues.length === 0) return config;
+    throw new InvalidPipelineInput(issues.map((r) => `${r.path}: ${r.message}`));
   }
   throw new InvalidPipelineInput(
     result.error.issues.map((issue) => {

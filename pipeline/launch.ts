@@ -2,10 +2,12 @@
 import { join as shellJoin } from 'shlex';
 import { CONTRACTS } from './contracts/index.ts';
 import { REPO_MOUNT } from './contracts/args.ts';
+import { GPU_DOCKER_FLAGS } from './contracts/torchrun.ts';
 import { markerLocation, WRAPPER_ENV, type MarkerLayout, type MarkerLocation } from './markers.ts';
 import { containerName } from './naming.ts';
 import type { PipelineConfig } from './input.ts';
 import type { StageName } from './stages.ts';
+import { gpusPerMachine } from './trainers.ts';
 
 export type MountSource = { kind: 'host'; path: string } | { kind: 'artifact'; uri: string };
 
@@ -36,6 +38,11 @@ export interface LaunchSpec {
    * (their wrapper writes them inside the output).
    */
   markers?: { uri: string; containerPath: string };
+  /**
+   * torchrun across several machines: the executor gives each worker its node rank and the
+   * master's address (worker 0) as torchrun's PET_NODE_RANK / PET_MASTER_ADDR environment.
+   */
+  rendezvous?: { nodes: number; masterPort: number };
 }
 
 /** Where the wrapper writes the markers in the container: outside the repo mount and every output. */
@@ -63,6 +70,19 @@ export function stageCommand(spec: Pick<LaunchSpec, 'command'>): string[] {
   return wrapped ? spec.command.slice(STAGE_WRAPPER.length) : [...spec.command];
 }
 
+/**
+ * torchrun's environment for one worker of a multi-machine launch: torchrun reads its options from
+ * PET_<OPTION> (torch.distributed.run's env action), so one launch spec serves every worker.
+ */
+export function rendezvousEnv(rendezvous: { nodes: number; masterPort: number }, worker: number, masterAddress: string): Record<string, string> {
+  return {
+    PET_NNODES: String(rendezvous.nodes),
+    PET_NODE_RANK: String(worker),
+    PET_MASTER_ADDR: masterAddress,
+    PET_MASTER_PORT: String(rendezvous.masterPort),
+  };
+}
+
 /** The guide runs with --rm; we keep exited containers so a restarted watcher can still read the exit code. */
 export const COMMON_DOCKER_FLAGS = ['--privileged', '--net=host'] as const;
 
@@ -85,7 +105,7 @@ export function buildLaunchSpec(
     return { source: { kind: 'artifact', uri }, target: input.containerPath, readOnly: true };
   });
 
-  const script = ['python', contract.script, ...rendered.args, ...rendered.addedArgs];
+  const script = [...(rendered.launcher ?? ['python']), rendered.script ?? contract.script, ...rendered.args, ...rendered.addedArgs];
   const command =
     contract.runtimeFixes.length === 0
       ? script
@@ -97,7 +117,8 @@ export function buildLaunchSpec(
     image: config.images[contract.image],
     containerName: containerName(runId, stage),
     workdir: REPO_MOUNT,
-    dockerFlags: [...COMMON_DOCKER_FLAGS, ...rendered.extraDockerFlags],
+    // A container on a GPU machine gets its GPUs (NVIDIA container toolkit), whatever it runs.
+    dockerFlags: [...COMMON_DOCKER_FLAGS, ...(gpusPerMachine(config[stage].compute) > 0 ? GPU_DOCKER_FLAGS : []), ...rendered.extraDockerFlags],
     mounts: [
       { source: { kind: 'host', path: config.paths.hostRepoDir }, target: REPO_MOUNT, readOnly: false },
       ...inputMounts,
@@ -119,6 +140,7 @@ export function buildLaunchSpec(
     addedArgs: rendered.addedArgs,
     output: { uri: outputUri, containerPath: contract.outputPath(config) },
     ...(markers === undefined ? {} : { markers }),
+    ...(rendered.rendezvous === undefined ? {} : { rendezvous: rendered.rendezvous }),
   };
 }
 

@@ -9,9 +9,10 @@ import { describeChanges, fingerprintOf, providedFingerprint, stageComponents, t
 import { buildLaunchSpec, type LaunchOptions, type LaunchSpec } from './launch.ts';
 import { shortFingerprint, type ArtifactRecord, type RunRecord } from './lineage.ts';
 import { stageArtifactUri, stageWorkflowId } from './naming.ts';
-import { STAGES, STAGE_DEPENDENCIES, type StageName } from './stages.ts';
+import { dependenciesOf, STAGES, type StageName } from './stages.ts';
 import type { ComputeSpec, PipelineConfig } from './input.ts';
-import { STAGE_DEFECTS, UPSTREAM_CODE, UPSTREAM_DEFECTS } from './upstream.ts';
+import { trainerNote, trainerOf } from './trainers.ts';
+import { defectsOf, UPSTREAM_CODE, UPSTREAM_DEFECTS } from './upstream.ts';
 
 export type StageDecision = 'RUN' | 'REUSE' | 'PROVIDED' | 'SKIP';
 
@@ -84,7 +85,7 @@ export function planFingerprints(
     }
     const image = config.images[CONTRACTS[stage].image];
     const inputs: Partial<Record<StageName, string>> = {};
-    for (const dep of STAGE_DEPENDENCIES[stage]) inputs[dep] = out[dep]?.fingerprint;
+    for (const dep of dependenciesOf(config, stage)) inputs[dep] = out[dep]?.fingerprint;
     const components = stageComponents(config, stage, context.imageDigests?.[image], inputs);
     out[stage] = { fingerprint: fingerprintOf(stage, components), components };
   }
@@ -94,7 +95,7 @@ export function planFingerprints(
 export function buildPlan(config: PipelineConfig, runId: string, context: PlanContext = {}, options: LaunchOptions = {}): Plan {
   const selected = new Set<StageName>(config.stages);
   const fingerprints = planFingerprints(config, context);
-  const rerunFrom = config.reuse.fromStage === undefined ? new Set<StageName>() : descendantsOf(config.reuse.fromStage);
+  const rerunFrom = config.reuse.fromStage === undefined ? new Set<StageName>() : descendantsOf(config.reuse.fromStage, config);
   const imagesResolved = config.stages.every((s) => context.imageDigests?.[config.images[CONTRACTS[s].image]] !== undefined);
 
   // Decide in DAG order: a stage's launch mounts the URIs its inputs were decided to have.
@@ -102,7 +103,7 @@ export function buildPlan(config: PipelineConfig, runId: string, context: PlanCo
   const stages: PlannedStage[] = [];
   for (const stage of STAGES) {
     const contract = CONTRACTS[stage];
-    const base = { stage, title: contract.title, dependsOn: [...STAGE_DEPENDENCIES[stage]], notes: [] as string[] };
+    const base = { stage, title: contract.title, dependsOn: [...dependenciesOf(config, stage)], notes: [] as string[] };
     const fp = fingerprints[stage];
     if (!selected.has(stage)) {
       const uri = config.providedArtifacts[stage];
@@ -118,7 +119,7 @@ export function buildPlan(config: PipelineConfig, runId: string, context: PlanCo
     const fingerprint = fp!.fingerprint;
     const components = fp!.components!;
     const inputs: Partial<Record<StageName, { fingerprint: string; uri: string }>> = {};
-    for (const dep of STAGE_DEPENDENCIES[stage]) inputs[dep] = { fingerprint: fingerprints[dep]!.fingerprint, uri: artifactUris[dep]! };
+    for (const dep of dependenciesOf(config, stage)) inputs[dep] = { fingerprint: fingerprints[dep]!.fingerprint, uri: artifactUris[dep]! };
     const identity = { fingerprint, components, inputs };
 
     const found = context.found?.[stage];
@@ -151,7 +152,7 @@ export function buildPlan(config: PipelineConfig, runId: string, context: PlanCo
       compute: settings.compute,
       verification: contract.verification(config),
       limits: { maxAttempts: settings.maxAttempts, timeoutMs: settings.timeout, hangTimeoutMs: settings.hangTimeout },
-      notes: [`On retry: ${contract.retry}`, ...declaredFixes(config, stage), ...contract.notes(config)],
+      notes: [`On retry: ${contract.retry}`, ...declaredFixes(config, stage), ...[trainerNote(config, stage)].filter((n) => n !== undefined), ...contract.notes(config)],
     });
   }
   return {
@@ -196,16 +197,16 @@ function whyRun(
 
 /** The upstream defects this stage would hit, which the input says its checkout fixes. */
 function declaredFixes(config: PipelineConfig, stage: StageName): string[] {
-  return STAGE_DEFECTS[stage]
+  return defectsOf(stage, trainerOf(config, stage))
     .filter((fix) => config.upstreamFixes.includes(fix))
     .map((fix) => `Runs only because upstreamFixes declares "${fix}": the checkout must ${UPSTREAM_DEFECTS[fix].fix} (${UPSTREAM_CODE} does not).`);
 }
 
 /** A stage and every stage downstream of it. */
-export function descendantsOf(stage: StageName): Set<StageName> {
+export function descendantsOf(stage: StageName, config: { legacyDag?: boolean } = {}): Set<StageName> {
   const out = new Set<StageName>([stage]);
   for (const candidate of STAGES) {
-    if (STAGE_DEPENDENCIES[candidate].some((dep) => out.has(dep))) out.add(candidate);
+    if (dependenciesOf(config, candidate).some((dep) => out.has(dep))) out.add(candidate);
   }
   return out;
 }

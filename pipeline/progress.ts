@@ -16,6 +16,8 @@
  * - `Rank 0 processing scenario i / N in thread_id=..., node_id=0` (evaluation, rank 0 only): step i of N.
  *   navsim's bare `Processing scenario i / N in thread_id=...` counts one worker thread's chunk
  *   (the metric cache on a thread pool): it shows the stage alive but is no step of the whole.
+ * - `Epoch E:  45%|████▌     | 9/20 [...]`: PyTorch Lightning's training bar (the GPU scripts),
+ *   batch n of N in epoch E (0-based): E × N + n steps of epochs × N.
  * - tqdm bars, by description: WORK_BARS count the stage's work (`Caching`), CHUNK_BARS count
  *   whole chunks of it (nuplan's worker_map gives each worker thread one chunk: `Ray objects: 0/8`
  *   sits at 0 until the end), LOADING_BARS only load data before the work (`Loading Valid Caches`
@@ -71,6 +73,10 @@ const ADJUSTED_BATCH = /\bAdjusted batch size: (\d+)/;
 const CACHING_BATCH = /\bBatch (\d+): [\d.]+s \(\d+ samples\)/;
 const RANK_SCENARIO = /\bRank (\d+) processing scenario (\d+) \/ (\d+)\b/;
 const THREAD_SCENARIO = /\bProcessing scenario (\d+) \/ (\d+)\b(?: in thread_id=([^,\s]+))?/;
+/** Lightning's training bar: `Epoch 3:  45%|████▌     | 9/20 [00:02<00:02, 4.40it/s, v_num=0]`. */
+const LIGHTNING_EPOCH = /\bEpoch (\d+):\s+\d{1,3}%\|[^|]*\|\s*(\d+)\/(\d+)(?![\d.kMGTP])/;
+/** The training loss in the bar's postfix (`self.log("train/loss", ..., prog_bar=True)` in AgentLightningModule). */
+const LIGHTNING_LOSS = /\btrain\/loss_step=([^,\]\s]+)/;
 /** A tqdm bar: `desc: 42%|████▏     | 42/100 [...]` (the description may be empty; unit-scaled counts like 1.2k are not read). */
 const TQDM = /(\d{1,3})%\|[^|]*\|\s*(\d+)\/(\d+)(?![\d.kMGTP])/;
 
@@ -156,6 +162,15 @@ export class ProgressTracker {
       if (!this.moved(`rank:${scenario[1]}`, `${step}/${total}`)) return false;
       // Only rank 0 prints upstream; another rank's share is not the whole.
       if (scenario[1] === '0') this.work({ step, totalSteps: total, basis: 'steps' }, line, now, false);
+      return true;
+    }
+    const lightning = LIGHTNING_EPOCH.exec(line);
+    if (lightning) {
+      const [epoch, n, perEpoch] = [Number(lightning[1]), Number(lightning[2]), Number(lightning[3])];
+      if (!this.moved('lightning', `${epoch}:${n}/${perEpoch}`)) return false;
+      const epochs = this.hints.epochs;
+      const loss = finite(LIGHTNING_LOSS.exec(line)?.[1]);
+      this.work({ step: epoch * perEpoch + n, ...(epochs === undefined ? {} : { totalSteps: epochs * perEpoch }), basis: 'steps', epoch, loss }, line, now, false);
       return true;
     }
     const threadScenario = THREAD_SCENARIO.exec(line);

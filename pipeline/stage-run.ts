@@ -6,7 +6,7 @@ import type { ComputeSpec, PipelineConfig } from './input.ts';
 import type { LaunchSpec } from './launch.ts';
 import type { PlannedStage, StageLimits } from './plan.ts';
 import type { ProgressHints } from './progress.ts';
-import { expectedTokens, FEATURE_CACHE_TOKENS } from './contracts/splits.ts';
+import { expectedTokens } from './contracts/splits.ts';
 import { stageLogsUri } from './naming.ts';
 import type { StageName } from './stages.ts';
 
@@ -103,7 +103,7 @@ export function progressHintsFor(config: PipelineConfig, stage: StageName): Prog
       return { epochs: config.stage3.epochs, batchSize: config.stage3.batchSize };
     case 'featureCache': {
       // Two files per token folder (internvl_feature.gz, trajectory_target.gz); batches from "Starting Inference on N samples".
-      const tokens = expectedTokens(config.featureCache.expectedTokens, config.featureCache.split, FEATURE_CACHE_TOKENS);
+      const tokens = expectedTokens(config.featureCache.expectedTokens, config.featureCache.split);
       return { batchSize: config.featureCache.batchSize, ...(tokens === undefined ? {} : { expectedFiles: 2 * tokens }) };
     }
     case 'metricCache': {

@@ -77,6 +77,7 @@ export interface RunSummary {
     /** Machines held and the TPU-hours they make (cloud TPUs; 0 elsewhere). */
     compute?: ComputeUsage[];
     tpuHours?: number;
+    gpuHours?: number;
     /** Wall time of the stage's process, as the watcher saw it. */
     workMs?: number;
     /** Epoch milliseconds the stage's process started and exited. */

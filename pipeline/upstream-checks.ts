@@ -5,7 +5,8 @@
  */
 import type { PipelineConfig } from './input.ts';
 import type { StageName } from './stages.ts';
-import { OVERRIDES_REFUSED, STAGE_DEFECTS, UPSTREAM_CODE, UPSTREAM_DEFECTS, type UpstreamRefusal } from './upstream.ts';
+import { computeProblem, trainerOf } from './trainers.ts';
+import { defectsOf, overrideRules, UPSTREAM_CODE, UPSTREAM_DEFECTS, type UpstreamRefusal } from './upstream.ts';
 
 /** The maps version navsim hard-codes (navsim/planning/metric_caching/caching.py:54); NUPLAN_MAP_VERSION is read by nothing. */
 export const NUPLAN_MAP_VERSION = 'nuplan-maps-v1.0';
@@ -19,19 +20,23 @@ export function upstreamRefusals(config: PipelineConfig): UpstreamRefusal[] {
   const fixes = new Set(config.upstreamFixes);
 
   for (const stage of config.stages) {
-    for (const defect of STAGE_DEFECTS[stage]) {
+    const trainer = trainerOf(config, stage);
+    for (const defect of defectsOf(stage, trainer)) {
       if (fixes.has(defect)) continue;
-      const { fact, fix } = UPSTREAM_DEFECTS[defect];
+      const { fact, fix, instead } = UPSTREAM_DEFECTS[defect];
       refuse(
-        'stages',
-        `${stage} cannot run on the upstream code (${UPSTREAM_CODE}): ${fact}. If your checkout fixes this (${fix}), declare it with "upstreamFixes": ["${defect}"]`,
+        ['stage3', 'eval'].includes(stage) ? `${stage}.trainer` : 'stages',
+        `${stage} cannot run on the upstream code (${UPSTREAM_CODE}): ${fact}.${instead === undefined ? '' : ` What works: ${instead}.`} If your checkout fixes this (${fix}), declare it with "upstreamFixes": ["${defect}"]`,
       );
     }
-    const refused = OVERRIDES_REFUSED[stage];
+    const { allowed, refused } = overrideRules(stage, trainer);
     for (const key of Object.keys(config[stage].overrides)) {
       const reason = refused[key];
       if (reason !== undefined) refuse(`${stage}.overrides.${key}`, `refused: ${reason}`);
+      else if (!allowed.includes(key)) refuse(`${stage}.overrides.${key}`, `not an allowed override for ${stage} with trainer "${trainer}" (allowed: ${allowed.join(', ') || 'none'})`);
     }
+    const problem = computeProblem(stage, trainer, config[stage].compute);
+    if (problem !== undefined) refuse(`${stage}.compute`, problem);
   }
 
   if (selected.has('metricCache') && config.metricCache.worker !== 'ray_distributed_no_torch' && 'worker.threads_per_node' in config.metricCache.overrides) {
@@ -48,11 +53,11 @@ export function upstreamRefusals(config: PipelineConfig): UpstreamRefusal[] {
     if (s.camType !== 'single') {
       refuse(`${stage}.camType`, 'agent.cam_type is accepted but read by nothing upstream (ReCogDriveAgent stores it nowhere; the cameras come from its SensorConfig): leave it at "single"');
     }
-    if (s.vlmType !== 'internvl') {
+    if (s.vlmType !== 'internvl' && s.cacheHiddenState) {
       refuse(`${stage}.vlmType`, 'with cached hidden states the agent never reads agent.vlm_type (it only picks the backbone in no-cache mode, recogdrive_agent.py:60-70), and the feature cache is made with InternVL: leave it at "internvl"');
     }
-    if (!s.cacheHiddenState) {
-      refuse(`${stage}.cacheHiddenState`, 'agent.cache_hidden_state=False builds the VLM backbone on cuda:<LOCAL_RANK> (recogdrive_agent.py:60-70): there is no CUDA on a TPU VM; train on the feature cache (true)');
+    if (!s.cacheHiddenState && trainerOf(config, stage) !== 'gpu') {
+      refuse(`${stage}.cacheHiddenState`, 'agent.cache_hidden_state=False builds the VLM backbone on cuda:<LOCAL_RANK> (recogdrive_agent.py:60-70): there is no CUDA on a TPU VM; train on the feature cache (true), or use trainer "gpu"');
     }
   }
   if (selected.has('featureCache')) {

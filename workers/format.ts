@@ -1,5 +1,6 @@
 /** Human-readable output of the CLI: plans, run status and run summaries. */
-import { tpuHoursOf, type ComputeUsage } from '../pipeline/cost.ts';
+import { gpuHoursOf, tpuHoursOf, type ComputeUsage } from '../pipeline/cost.ts';
+import { gpusOf } from '../pipeline/gpu-machines.ts';
 import { dockerRunCommandLine } from '../pipeline/launch.ts';
 import { shortFingerprint } from '../pipeline/lineage.ts';
 import type { Plan } from '../pipeline/plan.ts';
@@ -22,6 +23,10 @@ export function formatPlan(plan: Plan): string {
   return lines.join('\n');
 }
 
+function gpuText(gpus: { type: string; count: number } | undefined): string {
+  return gpus === undefined ? '' : ` (${gpus.count}×${gpus.type})`;
+}
+
 function describeCompute(compute: NonNullable<Plan['stages'][number]['compute']>): string {
   switch (compute.backend) {
     case 'local':
@@ -29,7 +34,7 @@ function describeCompute(compute: NonNullable<Plan['stages'][number]['compute']>
     case 'tpu-api':
       return `TPU ${compute.accelerator}${compute.spot ? ' spot' : ''} in ${compute.zones.join(' > ')}`;
     case 'compute-engine':
-      return `VM ${compute.machineType}${compute.spot ? ' spot' : ''} in ${compute.zones.join(' > ')}`;
+      return `VM ${compute.machineType}${gpuText(gpusOf(compute.machineType, compute.gpus))}${compute.spot ? ' spot' : ''} in ${compute.zones.join(' > ')}`;
     case 'static':
       return `static hosts ${compute.hosts.map((h) => `${h.user}@${h.address}:${h.port}`).join(', ')}`;
   }
@@ -53,10 +58,18 @@ export function formatStatus(status: RunStatus): string {
   return lines.join('\n');
 }
 
-/** "rd-x-stage2-1 us-east5-b v6e-8 spot preempted; rd-x-stage2-2 … — 3.2 TPU-hours". */
+/**
+ * "rd-x-stage2-1 us-east5-b v6e-8 spot preempted; rd-x-stage2-2 … — 3.2 TPU-hours", and for
+ * machines with GPUs "rd-x-stage3-1 us-east5-b a2-highgpu-8g 8×nvidia-tesla-a100 spot succeeded — 0 TPU-hours, 16 GPU-hours".
+ */
 function describeUsage(usages: readonly ComputeUsage[], now: number): string {
-  const each = usages.map((u) => [u.name, u.zone, u.machine, u.spot ? 'spot' : undefined, u.outcome ?? (u.releasedAt === undefined ? 'held' : undefined)].filter(Boolean).join(' '));
-  return `${each.join('; ')} — ${tpuHoursOf(usages, now)} TPU-hours`;
+  const each = usages.map((u) =>
+    [u.name, u.zone, u.machine, (u.gpus ?? 0) > 0 ? `${u.gpus}×${u.gpuType ?? 'GPU'}` : undefined, u.spot ? 'spot' : undefined, u.outcome ?? (u.releasedAt === undefined ? 'held' : undefined)]
+      .filter(Boolean)
+      .join(' '),
+  );
+  const gpus = usages.some((u) => (u.gpus ?? 0) > 0) ? `, ${gpuHoursOf(usages, now)} GPU-hours` : '';
+  return `${each.join('; ')} — ${tpuHoursOf(usages, now)} TPU-hours${gpus}`;
 }
 
 function progressBar(fraction: number, width = 20): string {

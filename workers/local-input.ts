@@ -15,7 +15,12 @@ const run = promisify(execFile);
 
 export interface SeededDataset {
   dir: string;
+  /** Tokens of the standard train logs (Stage 1's QA data, Stage 2/3's training set). */
   trainTokens: number;
+  /** Tokens of navtrain's validation logs (Lightning's validation set). */
+  valTokens: number;
+  /** Every navtrain token: what the feature and metric caches hold. */
+  navtrainTokens: number;
   testTokens: number;
   stage1Samples: number;
 }
@@ -26,18 +31,19 @@ export interface SeededDataset {
  */
 export async function seedDataset(
   dir: string,
-  size: { logs?: number; tokensPerLog?: number; testLogs?: number; fixes?: readonly UpstreamFix[] } = {},
+  size: { logs?: number; tokensPerLog?: number; valLogs?: number; testLogs?: number; fixes?: readonly UpstreamFix[] } = {},
 ): Promise<SeededDataset> {
   const args = [SIMULATOR_MAIN, 'seed', '--dir', dir, '--fixes', size.fixes === undefined ? 'all' : size.fixes.join(',') || 'none'];
   if (size.logs !== undefined) args.push('--logs', String(size.logs));
   if (size.tokensPerLog !== undefined) args.push('--tokens-per-log', String(size.tokensPerLog));
+  if (size.valLogs !== undefined) args.push('--val-logs', String(size.valLogs));
   if (size.testLogs !== undefined) args.push('--test-logs', String(size.testLogs));
   const { stdout } = await run(process.execPath, args);
   const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as Omit<SeededDataset, 'dir'>;
   return { dir, ...summary };
 }
 
-type Simulate = { durationMs?: number; fault?: { kind: 'crash' | 'hang' | 'oom' | 'partial'; at?: number; attempts?: number[] } };
+type Simulate = { durationMs?: number; gpus?: number; fault?: { kind: 'crash' | 'hang' | 'oom' | 'partial'; at?: number; attempts?: number[] } };
 
 export interface LocalInputOptions {
   experiment?: string;
@@ -53,17 +59,24 @@ export interface LocalInputOptions {
   upstreamFixes?: UpstreamFix[];
 }
 
+/** GPUs the local machine plays for the stages whose default trainer is the upstream GPU script (Stage 3, evaluation). */
+export const LOCAL_GPUS = 2;
+const GPU_STAGES: readonly StageName[] = ['stage3', 'eval'];
+
 export function localPipelineInput(dataDir: string, dataset: SeededDataset, options: LocalInputOptions = {}): PipelineInputRaw {
   const stageSection = (stage: StageName, extra: Record<string, unknown>) => ({
     ...extra,
-    compute: { backend: 'local', simulate: { durationMs: options.durationMs ?? 1500, ...options.simulate?.[stage] } },
+    compute: {
+      backend: 'local',
+      simulate: { durationMs: options.durationMs ?? 1500, ...(GPU_STAGES.includes(stage) ? { gpus: LOCAL_GPUS } : {}), ...options.simulate?.[stage] },
+    },
     ...options.stageSettings?.[stage],
   });
   const sections = Object.fromEntries(
     STAGES.map((stage) => {
       const extra: Record<string, unknown> =
         stage === 'featureCache' || stage === 'metricCache'
-          ? { expectedTokens: dataset.trainTokens }
+          ? { expectedTokens: dataset.navtrainTokens }
           : stage === 'eval'
             ? { expectedTokens: dataset.testTokens }
             : stage === 'stage3'

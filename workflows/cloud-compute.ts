@@ -6,7 +6,7 @@
 import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { CloudPlacement, ComputeLease } from '../activities/types.ts';
 import { COMPUTE_FAILURES, computeFailureClassOfType, describeComputeError, type ClassifiedComputeError } from '../pipeline/compute-failures.ts';
-import type { ComputeUsage } from '../pipeline/cost.ts';
+import { gpuUsageOf, type ComputeUsage } from '../pipeline/cost.ts';
 import { isCloudBackend, type CloudBackend, type ComputeSpec } from '../pipeline/input.ts';
 import type { FailoverPolicy, FailoverState } from '../pipeline/zone-failover.ts';
 
@@ -61,6 +61,7 @@ export function usageOf(lease: ComputeLease, attempt: number, acquiredAt: number
     attempt,
     chips: lease.cloud?.chips ?? 0,
     spot: lease.cloud?.spot ?? false,
+    ...gpuUsageOf(lease.cloud),
     acquiredAt,
     ...(lease.cloud === undefined ? {} : { zone: lease.cloud.zone, machine: lease.cloud.machine }),
   };

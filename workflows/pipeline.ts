@@ -22,10 +22,10 @@ import {
 import type { RecogdriveActivities } from '../activities/index.ts';
 import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
 import { CONTRACTS } from '../pipeline/contracts/index.ts';
-import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type PipelineConfig } from '../pipeline/input.ts';
+import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type ParseOptions, type PipelineConfig } from '../pipeline/input.ts';
 import type { LaunchOptions } from '../pipeline/launch.ts';
 import { consumerRecordsOf, runRecordOf } from '../pipeline/lineage.ts';
-import { tpuHoursOf, upsertUsage } from '../pipeline/cost.ts';
+import { gpuHoursOf, tpuHoursOf, upsertUsage } from '../pipeline/cost.ts';
 import { stageLogsUri } from '../pipeline/naming.ts';
 import { buildPlan, type Plan, type PlannedStage, type StageDecision } from '../pipeline/plan.ts';
 import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
@@ -51,10 +51,15 @@ const SEARCH_ATTRIBUTES_PATCH = 'search-attributes-v1';
 const MARKERS_BESIDE_OUTPUTS_PATCH = 'markers-beside-outputs-v1';
 /** Runs started before the input was checked against the upstream code replay without those refusals. */
 const UPSTREAM_CHECKS_PATCH = 'upstream-checks-v1';
+/**
+ * Runs started before the trainer flavours and the checkpoint exports (stage2Export, stage3Export)
+ * replay with the old DAG and the TPU port everywhere (pipeline/input.ts legacyConfig).
+ */
+const CHECKPOINT_EXPORTS_PATCH = 'checkpoint-exports-v1';
 
 export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
   const runId = workflowInfo().workflowId;
-  const config = validated(rawInput, patched(UPSTREAM_CHECKS_PATCH));
+  const config = validated(rawInput, { upstreamChecks: patched(UPSTREAM_CHECKS_PATCH), legacyDag: !patched(CHECKPOINT_EXPORTS_PATCH) });
   const launchOptions: LaunchOptions = { markers: patched(MARKERS_BESIDE_OUTPUTS_PATCH) ? 'beside' : 'inside' };
   // Until the lookup is done the status shows the plan without reuse (every selected stage pending).
   let plan = buildPlan(config, runId, {}, launchOptions);
@@ -162,9 +167,9 @@ async function asRunFailure<T>(step: () => Promise<T>): Promise<T> {
   }
 }
 
-function validated(rawInput: unknown, upstreamChecks: boolean): PipelineConfig {
+function validated(rawInput: unknown, options: ParseOptions): PipelineConfig {
   try {
-    return parsePipelineInput(rawInput, { upstreamChecks });
+    return parsePipelineInput(rawInput, options);
   } catch (error) {
     if (error instanceof InvalidPipelineInput) {
       throw ApplicationFailure.create({
@@ -310,7 +315,7 @@ function summarize(plan: Plan, status: RunStatus, results: Map<StageName, StageR
               attempts: result.attempts,
               computeName: result.computeName,
               outputs: result.outputs,
-              ...(result.compute === undefined ? {} : { compute: result.compute, tpuHours: tpuHoursOf(result.compute, Date.now()) }),
+              ...(result.compute === undefined ? {} : { compute: result.compute, tpuHours: tpuHoursOf(result.compute, Date.now()), gpuHours: gpuHoursOf(result.compute, Date.now()) }),
               workMs: result.exitedAt - result.startedAt,
               processStartedAt: result.startedAt,
               processExitedAt: result.exitedAt,

@@ -1,7 +1,18 @@
 /**
- * Compute Engine VMs (`compute-engine` backend): a CPU VM (n2-standard-32 for the metric cache)
- * or a single-host TPU VM (ct6e-standard-4t), through the Compute Engine API v1 with
- * `@google-cloud/compute` (REST transport).
+ * Compute Engine VMs (`compute-engine` backend): a CPU VM (n2-standard-32 for the metric cache),
+ * a single-host TPU VM (ct6e-standard-4t) or a GPU VM (a2/a3/g2 types with their GPUs, or an N1
+ * type with `gpus` attached), through the Compute Engine API v1 with `@google-cloud/compute`
+ * (REST transport).
+ *
+ * GPU VMs (pipeline/gpu-machines.ts): N1 GPUs go in `guestAccelerators`
+ * (zones/<zone>/acceleratorTypes/<type>); every GPU VM, spot or not, gets
+ * `onHostMaintenance: TERMINATE` (GPUs cannot live-migrate; the API refuses MIGRATE) with
+ * automaticRestart off as every VM, the metadata `install-nvidia-driver: True` (Deep Learning VM
+ * images install the driver at first boot when it is missing), a pd-balanced boot disk and, on A3,
+ * a gVNIC network interface (from memory of the machine-series pages, not found again here: A3 and
+ * G2 take no pd-standard, the default disk type, and A3 only gVNIC; the fake enforces both). The lease's
+ * `cloud` carries `gpus` and `gpuType` (ComputeEngineCloud) for the cost record. A GPU stockout is
+ * the create operation's ZONE_RESOURCE_POOL_EXHAUSTED(_WITH_DETAILS), classified as any stockout.
  *
  * acquire: a VM named computeName(run, stage, attempt) in the request's placement zone (default
  * the first of compute.zones), labelled (run, run-hash, stage, attempt, owner=recogdrive; the
@@ -34,6 +45,7 @@ import { GoogleAuth, PassThroughClient } from 'google-auth-library';
 import { COMPUTE_FAILURES, describeComputeError, type ComputeErrorInput, type ComputeFailureClass } from '../../pipeline/compute-failures.ts';
 import { LEASE_OWNER, type LeaseRecord } from '../../pipeline/janitor.ts';
 import { checkPlacement, invalidConfig as invalid, machineLabels, machineMetadata, ownedByRun, PROJECT_ID, ZONE_NAME } from './cloud-request.ts';
+import { GPU_DRIVER_METADATA, gpuMachineTypeProblem, gpuRequestProblem, gpusOf, type Gpus } from '../../pipeline/gpu-machines.ts';
 import { computeName, shortHash } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS, isStageName } from '../../pipeline/stages.ts';
 import type { ComputeLease, ComputeRequest, LeaseHealth, ReleaseResult } from '../types.ts';
@@ -42,6 +54,14 @@ import type { ComputeProvider } from './provider.ts';
 type Instance = protos.google.cloud.compute.v1.IInstance;
 type Operation = protos.google.cloud.compute.v1.IOperation;
 export type ComputeClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
+
+/** A compute-engine lease's `cloud`: the common placement plus the VM's GPUs (0 and no type for TPU and CPU VMs). */
+export type ComputeEngineCloud = NonNullable<ComputeLease['cloud']> & {
+  /** GPUs of the VM: its machine type's (a2/a3/g2) or those attached (N1). */
+  gpus: number;
+  /** e.g. nvidia-tesla-a100, when gpus > 0. */
+  gpuType?: string;
+};
 
 export interface ComputeEngineProviderOptions {
   /** Project when a request carries none (request.project, the run's gcp.project, wins). */
@@ -126,7 +146,7 @@ export function machineTypeProblem(machineType: unknown): string | undefined {
   }
   const family = machineType.split('-')[0]!;
   if (!CPU_FAMILIES.has(family)) return `unknown machine type "${machineType}" (no Compute Engine family "${family}"); a type like n2-standard-32 or ct6e-standard-4t`;
-  return undefined;
+  return gpuMachineTypeProblem(machineType);
 }
 
 /** TPU chips of a machine type: N for ct6e-standard-Nt (and the other TPU families), 0 for a CPU VM. */
@@ -239,6 +259,12 @@ function ownershipProblem(vm: Instance, runId: string): string | undefined {
   return `is not this attempt's VM (owner label ${owner === undefined ? 'missing' : `"${owner}"`}${run !== undefined ? `, run "${run}"` : ''})`;
 }
 
+/** The GPUs Compute Engine reports on the VM (guestAccelerators; it lists an A2/A3/G2 type's own GPUs there too). */
+function attachedGpusOf(vm: Instance): Gpus | undefined {
+  const first = (vm.guestAccelerators ?? []).find((a) => (a.acceleratorCount ?? 0) > 0 && a.acceleratorType);
+  return first === undefined ? undefined : { type: (first.acceleratorType ?? '').split('/').pop() ?? '', count: first.acceleratorCount ?? 0 };
+}
+
 const isSpot = (vm: Instance): boolean => vm.scheduling?.provisioningModel === 'SPOT' || vm.scheduling?.preemptible === true;
 const lastSegment = (url: string | null | undefined): string => (url ?? '').split('/').pop() ?? '';
 
@@ -251,6 +277,10 @@ interface Target {
   spot: boolean;
   bootImage: string;
   bootDiskGb: number;
+  /** The VM's GPUs (its type's or attached), undefined for TPU and CPU VMs. */
+  gpus?: Gpus;
+  /** N1 only: the GPUs to put in guestAccelerators. */
+  attachedGpus?: Gpus;
 }
 
 interface Loss {
@@ -485,6 +515,9 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       throw invalid(`"${String(compute.bootImage)}" is not an image like projects/cos-cloud/global/images/family/cos-stable`);
     }
     if (!Number.isInteger(compute.bootDiskGb) || compute.bootDiskGb < 10 || compute.bootDiskGb > 65536) throw invalid(`bootDiskGb must be 10..65536, got ${compute.bootDiskGb}`);
+    const gpuProblem = gpuRequestProblem(compute.machineType, compute.gpus);
+    if (gpuProblem !== undefined) throw invalid(`${gpuProblem.field}: ${gpuProblem.message}`);
+    const gpus = gpusOf(compute.machineType, compute.gpus);
     return {
       project,
       zones: compute.zones,
@@ -494,6 +527,8 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       spot: request.placement?.spot ?? compute.spot === true,
       bootImage: compute.bootImage,
       bootDiskGb: compute.bootDiskGb,
+      ...(gpus === undefined ? {} : { gpus }),
+      ...(compute.gpus === undefined ? {} : { attachedGpus: { type: compute.gpus.type, count: compute.gpus.count } }),
     };
   }
 
@@ -502,27 +537,45 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
       ...machineMetadata(request, { user: this.sshUser, publicKey: this.options.sshPublicKey }),
       // The guest agent publishes the SSH host keys there (guest attributes are off by default).
       'enable-guest-attributes': 'TRUE',
+      ...(target.gpus === undefined ? {} : GPU_DRIVER_METADATA),
     };
     const tpu = chipsOf(target.machineType) > 0;
+    const gpu = target.gpus !== undefined;
     // automaticRestart off for every VM: a VM restarted after a host error has lost the stage's
     // container, so it had better show as TERMINATED (health: maintenance → a new VM) than come
     // back RUNNING with nothing on it. Spot: instanceTerminationAction STOP rather than DELETE,
     // so a preempted VM stays visible as TERMINATED (health tells preemption from deletion, the
     // operation history names it); it costs only its disk until release or the janitor deletes it.
-    // TPU VMs cannot live-migrate, and spot VMs must terminate on host maintenance.
+    // TPU and GPU VMs cannot live-migrate, and spot VMs must terminate on host maintenance.
     const scheduling = target.spot
       ? { provisioningModel: 'SPOT', instanceTerminationAction: 'STOP', automaticRestart: false, onHostMaintenance: 'TERMINATE' }
-      : { provisioningModel: 'STANDARD', automaticRestart: false, onHostMaintenance: tpu ? 'TERMINATE' : 'MIGRATE' };
+      : { provisioningModel: 'STANDARD', automaticRestart: false, onHostMaintenance: tpu || gpu ? 'TERMINATE' : 'MIGRATE' };
     return {
       name: target.name,
       description: `recogdrive ${request.runId} ${request.stage} attempt ${request.attempt}`,
       machineType: `zones/${target.zone}/machineTypes/${target.machineType}`,
       labels: machineLabels(request),
       metadata: { items: Object.entries(metadata).map(([key, value]) => ({ key, value })) },
-      disks: [{ boot: true, autoDelete: true, initializeParams: { sourceImage: target.bootImage, diskSizeGb: target.bootDiskGb } }],
+      disks: [
+        {
+          boot: true,
+          autoDelete: true,
+          initializeParams: {
+            sourceImage: target.bootImage,
+            diskSizeGb: target.bootDiskGb,
+            // GPU VMs: pd-balanced, which every GPU series takes (A3 and G2 take no pd-standard, the default).
+            ...(gpu ? { diskType: `zones/${target.zone}/diskTypes/pd-balanced` } : {}),
+          },
+        },
+      ],
+      ...(target.attachedGpus === undefined
+        ? {}
+        : { guestAccelerators: [{ acceleratorType: `zones/${target.zone}/acceleratorTypes/${target.attachedGpus.type}`, acceleratorCount: target.attachedGpus.count }] }),
       networkInterfaces: [
         {
           network: this.options.network ?? 'global/networks/default',
+          // A3 VMs take only a gVNIC interface.
+          ...(target.machineType.startsWith('a3-') ? { nicType: 'GVNIC' } : {}),
           ...(this.options.subnetwork !== undefined ? { subnetwork: this.options.subnetwork } : {}),
           accessConfigs: (this.options.externalIp ?? true) ? [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] : [],
         },
@@ -549,12 +602,14 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
     const { project, zone, name } = target;
     const endpoint = this.options.sshEndpointFor?.({ project, zone, name, address }) ?? { host: address, port: await this.sshPortOf(project, zone, name) };
     const machine = lastSegment(vm.machineType) || target.machineType;
+    // What the VM is (an adopted VM may differ from the request), for health checks and the cost record.
+    const gpus = gpusOf(machine, attachedGpusOf(vm));
+    const cloud: ComputeEngineCloud = { project, zone, spot: isSpot(vm), machine, chips: chipsOf(machine), gpus: gpus?.count ?? 0, ...(gpus === undefined ? {} : { gpuType: gpus.type }) };
     return {
       name,
       backend: 'compute-engine',
       workers: [{ kind: 'ssh', host: endpoint.host, port: endpoint.port, user: this.sshUser, hostKeys: await this.hostKeys(project, zone, name) }],
-      // What the VM is (an adopted VM may differ from the request), for health checks and the cost record.
-      cloud: { project, zone, spot: isSpot(vm), machine, chips: chipsOf(machine) },
+      cloud,
     };
   }
 

@@ -6,7 +6,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import { dockerRunArgs, type MountSource } from '../../pipeline/launch.ts';
+import { dockerRunArgs, rendezvousEnv, type MountSource } from '../../pipeline/launch.ts';
 import type { ExitOutcome } from '../../pipeline/failures.ts';
 import { WRAPPER_ENV } from '../../pipeline/markers.ts';
 import { GROWTH_INTERVAL_ENV, growthIntervalFor } from '../../pipeline/output-growth.ts';
@@ -169,6 +169,8 @@ export class DockerSshExecutor implements StageExecutor {
         [WRAPPER_ENV.attempt]: String(request.attempt),
         [WRAPPER_ENV.worker]: String(worker),
         ...(request.hangTimeoutMs === undefined ? {} : { [GROWTH_INTERVAL_ENV]: String(growthIntervalFor(request.hangTimeoutMs)) }),
+        // torchrun over several machines: this one's node rank, and worker 0 as the master.
+        ...(launch.rendezvous === undefined ? {} : rendezvousEnv(launch.rendezvous, worker, sshEndpoints([request.lease.workers[0]!])[0]!.host)),
       },
     });
     await this.check(endpoint, ['docker', ...args], `start ${launch.containerName}`);

@@ -184,6 +184,8 @@ export class LocalProcessExecutor implements StageExecutor {
       RECOGDRIVE_SIM_WORKDIR: request.launch.workdir,
       RECOGDRIVE_SIM_STATE_DIR: join(dir, 'state'),
       RECOGDRIVE_SIM_DURATION_MS: String(simulate?.durationMs ?? 1500),
+      // The GPUs this machine plays for the stage (a `gpu` trainer's torchrun and NCCL see them).
+      RECOGDRIVE_SIM_GPUS: String(simulate?.gpus ?? 0),
       RECOGDRIVE_WRAPPER_NODE: this.options.nodePath,
       // The wrapper reports output growth often enough for the watcher's hang rule.
       ...(request.hangTimeoutMs === undefined ? {} : { [GROWTH_INTERVAL_ENV]: String(growthIntervalFor(request.hangTimeoutMs)) }),

@@ -11,7 +11,7 @@ import { SimulatorError } from './errors.ts';
 export const CHECKOUT_FILE = '.recogdrive-sim/checkout.json';
 
 /** The defects the simulator reproduces (names as in pipeline/upstream.ts UPSTREAM_FIXES). */
-export const KNOWN_DEFECTS = ['feature-cache-real-scenes', 'torchax-grpo', 'torch-loads-orbax', 'eval-without-torchrun'] as const;
+export const KNOWN_DEFECTS = ['feature-cache-real-scenes', 'torchax-grpo', 'eval-without-torchrun'] as const;
 export type Defect = (typeof KNOWN_DEFECTS)[number];
 
 export interface Checkout {

@@ -4,7 +4,8 @@
  * evaluation reads as provided data (this pipeline builds caches for the training split only).
  * Log names and scene tokens are REAL ones from upstream's split and scene-filter lists
  * (upstream/log-splits.ts), so the scripts' filters, which keep only listed logs and tokens as
- * upstream's do, keep them. `--fixes` says which known upstream defects the checkout fixes
+ * upstream's do, keep them. navtrain holds standard train logs and (`--val-logs`, default 1)
+ * validation logs, as upstream's navtrain does; Stage 1's QA data covers the train logs. `--fixes` says which known upstream defects the checkout fixes
  * (checkout.ts; default none: the public fork). Idempotent: the generated folders are replaced.
  */
 import fs from 'node:fs';
@@ -16,7 +17,7 @@ import { SimulatorError } from './errors.ts';
 import { out } from './log.ts';
 import { formatMetadataCsv, metadataCsvPath } from './metric-cache-index.ts';
 import { CHECKOUT_FILE, parseFixes, PUBLIC_FORK, type Defect } from './checkout.ts';
-import { SCENE_FILTERS, TRAIN_LOGS } from './upstream/log-splits.ts';
+import { SCENE_FILTERS, TRAIN_LOGS, VAL_LOGS } from './upstream/log-splits.ts';
 
 /** Where the stages see the checkout: the metadata CSV holds absolute container paths. */
 const REPO_MOUNT = '/recogdrive';
@@ -30,7 +31,12 @@ const EVAL_METRIC_CACHE = 'data/navtest_metric_cache';
 const TINY_JPEG = Buffer.from('ffd8ffe000104a46494600010100000100010000ffd9', 'hex');
 
 export interface SeedSummary {
+  /** Tokens of the standard train logs (train_logs). */
   trainTokens: number;
+  /** Tokens of the validation logs (val_logs) that navtrain also holds. */
+  valTokens: number;
+  /** Every navtrain token of the seed: train + val (what the feature and metric caches cover). */
+  navtrainTokens: number;
   testTokens: number;
   stage1Samples: number;
 }
@@ -42,6 +48,7 @@ export function runSeed(args: readonly string[]): number {
       dir: { type: 'string' },
       logs: { type: 'string', default: '3' },
       'tokens-per-log': { type: 'string', default: '4' },
+      'val-logs': { type: 'string', default: '1' },
       'test-logs': { type: 'string', default: '2' },
       fixes: { type: 'string', default: 'none' },
     },
@@ -51,6 +58,7 @@ export function runSeed(args: readonly string[]): number {
   const summary = seed(path.resolve(values.dir), {
     logs: count(values.logs, '--logs'),
     tokensPerLog: count(values['tokens-per-log'], '--tokens-per-log'),
+    valLogs: count(values['val-logs'], '--val-logs'),
     testLogs: count(values['test-logs'], '--test-logs'),
     fixes: parseFixes(values.fixes ?? 'none'),
   });
@@ -58,8 +66,20 @@ export function runSeed(args: readonly string[]): number {
   return 0;
 }
 
-export function seed(dir: string, size: { logs: number; tokensPerLog: number; testLogs: number; fixes?: readonly Defect[] }): SeedSummary {
-  const train = realLogs('train', TRAIN_LOGS.sample, SCENE_FILTERS.navtrain.tokens?.sample ?? [], size.logs, size.tokensPerLog);
+export interface SeedSize {
+  logs: number;
+  tokensPerLog: number;
+  /** navtrain logs that are validation logs (val_logs): Lightning's validation reads them. */
+  valLogs?: number;
+  testLogs: number;
+  fixes?: readonly Defect[];
+}
+
+export function seed(dir: string, size: SeedSize): SeedSummary {
+  const navtrainTokens = SCENE_FILTERS.navtrain.tokens?.sample ?? [];
+  const train = realLogs('train', TRAIN_LOGS.sample, navtrainTokens, size.logs, size.tokensPerLog);
+  // navtrain also holds validation logs (upstream's val_logs ∩ navtrain); their tokens follow the train ones.
+  const val = realLogs('val', VAL_LOGS.sample, navtrainTokens.slice(size.logs * size.tokensPerLog), size.valLogs ?? 0, size.tokensPerLog);
   const test = realLogs('test', SCENE_FILTERS.navtest.logNames?.sample ?? [], SCENE_FILTERS.navtest.tokens?.sample ?? [], size.testLogs, size.tokensPerLog);
   const write = (file: string, data: string | Uint8Array) => {
     const target = path.join(dir, file);
@@ -101,7 +121,7 @@ export function seed(dir: string, size: { logs: number; tokensPerLog: number; te
   }));
 
   // Raw NAVSIM: logs and front-camera blobs of both splits, and the maps.
-  for (const [folder, logs] of [['trainval', train], ['test', test]] as const) {
+  for (const [folder, logs] of [['trainval', [...train, ...val]], ['test', test]] as const) {
     for (const log of logs) {
       write(`${DATA_ROOT}/navsim_logs/${folder}/${log.logName}.pkl`, encodeLog(log));
       for (const token of log.tokens) write(`${DATA_ROOT}/sensor_blobs/${folder}/${log.logName}/CAM_F0/${token}.jpg`, TINY_JPEG);
@@ -126,7 +146,8 @@ export function seed(dir: string, size: { logs: number; tokensPerLog: number; te
   write(metadataCsvPath(EVAL_METRIC_CACHE, '0'), formatMetadataCsv(metricFiles));
 
   const testTokens = test.reduce((n, log) => n + log.tokens.length, 0);
-  return { trainTokens: samples.length, testTokens, stage1Samples: samples.length };
+  const valTokens = val.reduce((n, log) => n + log.tokens.length, 0);
+  return { trainTokens: samples.length, valTokens, navtrainTokens: samples.length + valTokens, testTokens, stage1Samples: samples.length };
 }
 
 /**

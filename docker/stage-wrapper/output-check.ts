@@ -46,8 +46,15 @@ function checkOf(spec: Json): OutputCheck {
       if (maxFailedTokens === undefined) throw new Error('eval-csv: "maxFailedTokens" must be an integer >= 0');
       return { kind: 'eval-csv', expectedTokens: optionalCount(spec, 'expectedTokens'), maxFailedTokens };
     }
+    case 'lightning-checkpoints':
+      return { kind: 'lightning-checkpoints' };
+    case 'torch-state-dict': {
+      // An empty prefix is allowed (the bridge's --prefix ''): every key then passes.
+      if (typeof spec.prefix !== 'string') throw new Error(`torch-state-dict: "prefix" must be a string (got ${JSON.stringify(spec.prefix)})`);
+      return { kind: 'torch-state-dict', file: relativePath(spec, 'file'), manifest: relativePath(spec, 'manifest'), prefix: spec.prefix };
+    }
     default:
-      throw new Error(`"kind" must be one of final-checkpoint, token-cache, epoch-checkpoints, metric-cache, eval-csv (got ${JSON.stringify(spec.kind)})`);
+      throw new Error(`"kind" must be one of final-checkpoint, token-cache, epoch-checkpoints, metric-cache, eval-csv, lightning-checkpoints, torch-state-dict (got ${JSON.stringify(spec.kind)})`);
   }
 }
 

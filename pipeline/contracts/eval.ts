@@ -1,7 +1,15 @@
-/** Evaluation: PDM score of the final planner on the evaluation split (navtest), image :unified. */
+/**
+ * Evaluation: PDM score of the final planner on the evaluation split (navtest), image :unified.
+ * `gpu` (default): run_pdm_score_recogdrive.py under torchrun on a GPU VM, as upstream runs it
+ * (scripts/evaluation/run_recogdrive_agent_pdm_score_evaluation_2b.sh): an NCCL job. `torchax`: one
+ * plain python process on the TPU VM, which needs a checkout that fixes that (pipeline/upstream.ts).
+ * The checkpoint is Stage 3's as exported to a torch state dict (stage3Export).
+ */
+import { trainerOf } from '../trainers.ts';
 import { hydra, hydraOverrides, lastEpochCheckpoint, navsimEnv, plannerAgentArgs, REPO_MOUNT } from './args.ts';
-import { STAGE3_OUTPUT } from './stage3.ts';
+import { exportedCheckpoint, STAGE3_EXPORT_MOUNT, TRAINER_OUTPUTS } from './exports.ts';
 import { expectedTokens } from './splits.ts';
+import { torchrunLaunch } from './torchrun.ts';
 import type { StageContract } from './types.ts';
 import type { PipelineConfig } from '../input.ts';
 
@@ -11,18 +19,19 @@ const expected = (config: PipelineConfig) => expectedTokens(config.eval.expected
 export const evaluation: StageContract = {
   stage: 'eval',
   title: 'Evaluation: PDM score',
-  version: 1,
+  version: 2,
   image: 'unified',
-  accelerator: 'tpu',
   script: 'navsim/planning/script/run_pdm_score_recogdrive.py',
   runtimeFixes: [],
   outputPath: () => EVAL_OUTPUT,
   render(config) {
     const s = config.eval;
+    // Runs started before the exports read Stage 3's last orbax checkpoint directly.
+    const legacy = config.legacyDag === true;
     return {
       args: [
         ...plannerAgentArgs(config, s, false),
-        hydra('agent.checkpoint_path', lastEpochCheckpoint(STAGE3_OUTPUT, config.stage3.epochs)),
+        hydra('agent.checkpoint_path', legacy ? lastEpochCheckpoint(TRAINER_OUTPUTS.stage3, config.stage3.epochs) : exportedCheckpoint(STAGE3_EXPORT_MOUNT)),
         hydra('metric_cache_path', s.metricCachePath),
         hydra('experiment_name', s.experimentName),
         // The evaluation config has no dataloader / force_cache_computation keys (upstream passes neither).
@@ -33,8 +42,9 @@ export const evaluation: StageContract = {
       ],
       addedArgs: [hydra('output_dir', EVAL_OUTPUT)],
       env: navsimEnv(config, { data: true, maps: true }),
-      inputs: [{ stage: 'stage3', containerPath: STAGE3_OUTPUT }],
+      inputs: [legacy ? { stage: 'stage3', containerPath: TRAINER_OUTPUTS.stage3 } : { stage: 'stage3Export', containerPath: STAGE3_EXPORT_MOUNT }],
       extraDockerFlags: [],
+      ...(trainerOf(config, 'eval') === 'gpu' ? torchrunLaunch(config, 'eval') : {}),
     };
   },
   verification: (config) => ({
@@ -44,6 +54,7 @@ export const evaluation: StageContract = {
   }),
   retry: 'A new attempt scores every token again: the results CSV is written once, at the end.',
   notes: () => [
+    `Scores Stage 3's checkpoint as exported to a torch state dict (${exportedCheckpoint(STAGE3_EXPORT_MOUNT)}).`,
     'Scenes are still loaded to find each token\'s log, so the evaluation split\'s sensor blobs must be present.',
   ],
 };

@@ -12,7 +12,6 @@ export const metricCache: StageContract = {
   title: 'Bridge 2: PDM metric cache',
   version: 1,
   image: 'unified',
-  accelerator: 'cpu',
   script: 'navsim/planning/script/run_metric_caching.py',
   runtimeFixes: [],
   outputPath: () => METRIC_CACHE_PATH,

@@ -9,7 +9,6 @@ export const stage1: StageContract = {
   title: 'Stage 1: VLM finetune (InternVL, torchax)',
   version: 1,
   image: 'stage1',
-  accelerator: 'tpu',
   script: 'internvl_chat/internvl/train/internvl_chat_finetune_torchax.py',
   runtimeFixes: [],
   outputPath: () => absoluteInContainer(OUTPUT_DIR),

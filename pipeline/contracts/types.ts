@@ -14,8 +14,12 @@ export type OutputCheck =
   | { kind: 'epoch-checkpoints'; epochs: number }
   /** metadata/*.csv rows == metric_cache.pkl files == expectedTokens. */
   | { kind: 'metric-cache'; expectedTokens: number | undefined }
+  /** PyTorch Lightning's `lightning_logs/version_<V>/checkpoints/epoch=<E>-step=<S>.ckpt`, at least one in the newest version. */
+  | { kind: 'lightning-checkpoints' }
   /** `<timestamp>.csv` with one row per token plus an `average` row, at most maxFailed invalid rows. */
-  | { kind: 'eval-csv'; expectedTokens: number | undefined; maxFailedTokens: number };
+  | { kind: 'eval-csv'; expectedTokens: number | undefined; maxFailedTokens: number }
+  /** docker/bridge/orbax_to_torch.py's output: `file` non-empty, its `manifest` lists >= 1 tensor, every key starts with `prefix`, count matches (paths relative to the output root). */
+  | { kind: 'torch-state-dict'; file: string; manifest: string; prefix: string };
 
 export interface VerificationSpec {
   outputs: OutputCheck;
@@ -39,8 +43,14 @@ export interface RenderedStage {
   addedArgs: string[];
   env: Record<string, string>;
   inputs: StageInputMount[];
-  /** Extra `docker run` flags this stage needs besides the common ones (e.g. --shm-size). */
+  /** Extra `docker run` flags this stage needs besides the common ones (e.g. --shm-size, --gpus all). */
   extraDockerFlags: string[];
+  /** The script, when the flavour runs another than the contract's `script` (the GPU scripts). */
+  script?: string;
+  /** What runs the script: `python` when absent, or torchrun with its rendezvous flags. */
+  launcher?: string[];
+  /** Several machines under one torchrun: each worker's node rank and the master's address come from the executor. */
+  rendezvous?: { nodes: number; masterPort: number };
 }
 
 export interface StageContract {
@@ -49,8 +59,7 @@ export interface StageContract {
   /** Bump when what the stage runs changes meaning (feeds artifact fingerprints). */
   version: number;
   image: ImageKey;
-  /** What the stage needs: TPU chips or only CPU cores. */
-  accelerator: 'tpu' | 'cpu';
+  /** The TPU port's script (torchax) or, for stages that train nothing, the one script. */
   script: string;
   /** Commands run in the container before the script: the guide's runtime fixes. */
   runtimeFixes: readonly (readonly string[])[];

@@ -2,10 +2,12 @@
 import type { OutputCheck } from '../contracts/types.ts';
 import { checkEpochCheckpoints, checkFinalCheckpoint } from './checkpoints.ts';
 import { checkEvalCsv } from './eval-csv.ts';
+import { checkLightningCheckpoints } from './lightning.ts';
 import { checkMetricCache } from './metric-cache.ts';
 import type { OutputReader } from './reader.ts';
 import type { CheckResult } from './result.ts';
 import { checkTokenCache } from './token-cache.ts';
+import { checkTorchStateDict } from './torch-state-dict.ts';
 
 export function checkOutputs(reader: OutputReader, check: OutputCheck): Promise<CheckResult> {
   switch (check.kind) {
@@ -19,6 +21,10 @@ export function checkOutputs(reader: OutputReader, check: OutputCheck): Promise<
       return checkMetricCache(reader, check.expectedTokens);
     case 'eval-csv':
       return checkEvalCsv(reader, check.expectedTokens, check.maxFailedTokens);
+    case 'lightning-checkpoints':
+      return checkLightningCheckpoints(reader);
+    case 'torch-state-dict':
+      return checkTorchStateDict(reader, check.file, check.manifest, check.prefix);
   }
 }
 

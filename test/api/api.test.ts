@@ -288,7 +288,7 @@ test('a dry run shows each stage\'s decision, reason, fingerprint and estimate; 
   const body = { overrides: { metricCache: { worker: 'single_machine_thread_pool' } } };
   const plan = await dryRun(source, body);
   const decisions = Object.fromEntries(plan.stages.map((s) => [s.stage, s.decision]));
-  assert.deepEqual(decisions, { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', metricCache: 'RUN', stage3: 'RUN', eval: 'RUN' });
+  assert.deepEqual(decisions, { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', stage2Export: 'REUSE', metricCache: 'RUN', stage3: 'RUN', stage3Export: 'RUN', eval: 'RUN' });
   const metric = plan.stages.find((s) => s.stage === 'metricCache')!;
   assert.match(metric.reason, new RegExp(`changed since run ${source}: arg worker`));
   for (const s of plan.stages) {

@@ -76,7 +76,7 @@ test('estimated TPU-hours: 0 when nothing runs, chips × the source run\'s wall 
     artifactRoot: 'gs://bucket/runs',
     gcp: { project: 'my-project' },
     paths: { hostRepoDir: '/home/me/recogdrive' },
-    upstreamFixes: ['feature-cache-real-scenes', 'torchax-grpo', 'torch-loads-orbax', 'eval-without-torchrun'],
+    upstreamFixes: ['feature-cache-real-scenes', 'torchax-grpo', 'eval-without-torchrun'],
     stage2: { compute: { backend: 'tpu-api', accelerator: 'v6e-8', zones: ['us-east5-b'] } },
   });
   const step = (decision: PlannedStage['decision'], compute = config.stage2.compute): PlannedStage =>

@@ -97,7 +97,7 @@ test('acquire creates exactly one spot VM with the labels, metadata, scheduling 
   assert.equal(calls('instances.insert'), 1);
   assert.equal(lease.backend, 'compute-engine');
   assert.equal(lease.name, nameOf(req));
-  assert.deepEqual(lease.cloud, { project: PROJECT, zone: ZONE, spot: true, machine: 'n2-standard-8', chips: 0 });
+  assert.deepEqual(lease.cloud, { project: PROJECT, zone: ZONE, spot: true, machine: 'n2-standard-8', chips: 0, gpus: 0 });
   assert.equal(lease.workers.length, 1);
   const [worker] = lease.workers;
   assert.ok(worker?.kind === 'ssh');
@@ -131,7 +131,7 @@ test('acquire of an on-demand TPU VM (ct6e-standard-4t) in the placement zone: S
   const vm = fake.instance(pathOf(req, ZONE2))!;
   assert.equal(vm.scheduling.provisioningModel, 'STANDARD', 'placement.spot wins over compute.spot');
   assert.equal(vm.scheduling.onHostMaintenance, 'TERMINATE', 'TPU VMs cannot live-migrate');
-  assert.deepEqual(lease.cloud, { project: PROJECT, zone: ZONE2, spot: false, machine: 'ct6e-standard-4t', chips: 4 });
+  assert.deepEqual(lease.cloud, { project: PROJECT, zone: ZONE2, spot: false, machine: 'ct6e-standard-4t', chips: 4, gpus: 0 });
   const [worker] = lease.workers;
   assert.ok(worker?.kind === 'ssh');
   assert.equal(worker.host, vm.ipAddress);

@@ -174,10 +174,15 @@ export const STAGE1_ARGS = [
 
 export const FEATURE_CACHE =
   'python navsim/planning/script/run_caching_recogdrive_torchax.py agent=recogdrive_agent ' +
-  'agent.vlm_path=models/InternVL3-2B agent.vlm_type=internvl train_test_split=navtrain ' +
+  "agent.vlm_path=models/InternVL3-2B agent.vlm_type=internvl train_test_split=navtrain 'train_logs=[]' " +
   'cache_path=/recogdrive/data/cache_output experiment_name=caching_job ' +
   'dataloader.params.batch_size=4 dataloader.params.num_workers=0';
 export const FEATURE_CACHE_SCRIPT = 'navsim/planning/script/run_caching_recogdrive_torchax.py';
+/** The feature cache's args: `train_logs=[]` keeps navtrain's own logs, validation logs included. */
+export const FEATURE_CACHE_ARGS = [
+  'agent=recogdrive_agent', 'agent.vlm_path=models/InternVL3-2B', 'agent.vlm_type=internvl', 'train_test_split=navtrain', 'train_logs=[]',
+  'cache_path=/recogdrive/data/cache_output', 'experiment_name=caching_job', 'dataloader.params.batch_size=4', 'dataloader.params.num_workers=0',
+];
 export const PIP_FIX = 'pip install --upgrade hydra-core==1.3.2 omegaconf pytest';
 
 export const TRAINING_SCRIPT = 'navsim/planning/script/run_training_recogdrive_torchax.py';
@@ -195,7 +200,7 @@ export const STAGE2_ARGS = [
 export const METRIC_SCRIPT = 'navsim/planning/script/run_metric_caching.py';
 export const METRIC_ARGS = ['train_test_split=navtrain', 'cache.cache_path=/recogdrive/data/metric_cache', 'worker=ray_distributed_no_torch'];
 
-export const STAGE3_ARGS = (reference = '/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt') => [
+export const STAGE3_ARGS = (reference = '/recogdrive/work_dirs/stage2_export/policy.pt') => [
   ...COMMON_AGENT, 'agent.grpo=True', 'agent.metric_cache_path=/recogdrive/data/metric_cache',
   `agent.reference_policy_checkpoint=${reference}`, `agent.checkpoint_path=${reference}`,
   'trainer.params.max_epochs=3', 'dataloader.params.batch_size=8', 'experiment_name=stage3_grpo',
@@ -205,13 +210,28 @@ export const STAGE3_ARGS = (reference = '/recogdrive/work_dirs/stage2_output/che
 
 export const EVAL_SCRIPT = 'navsim/planning/script/run_pdm_score_recogdrive.py';
 export const EVAL_ARGS = [
-  'agent=recogdrive_agent', 'agent.checkpoint_path=/recogdrive/work_dirs/stage3_output/checkpoint-epoch-2.pt',
+  'agent=recogdrive_agent', 'agent.checkpoint_path=/recogdrive/work_dirs/stage3_export/policy.pt',
   'agent.vlm_path=models/InternVL3-2B', 'agent.cam_type=single', 'agent.cache_hidden_state=True', 'agent.vlm_type=internvl',
   'agent.dit_type=small', 'agent.vlm_size=small', 'agent.grpo=False', 'agent.sampling_method=ddim', 'train_test_split=navtest',
   'cache_path=/recogdrive/data/navtest_cache', 'metric_cache_path=/recogdrive/data/navtest_metric_cache',
   'use_cache_without_dataset=True', 'experiment_name=recogdrive_agent_eval', 'output_dir=/recogdrive/work_dirs/eval_output',
 ];
 
-/** Seed sizes: 3 train logs × 4 tokens, 2 test logs × 4 tokens. */
+/** Seed sizes: 3 train logs + 1 validation log (all in navtrain) × 4 tokens, 2 test logs × 4 tokens. */
 export const TRAIN_TOKENS = 12;
+export const VAL_TOKENS = 4;
+export const NAVTRAIN_TOKENS = TRAIN_TOKENS + VAL_TOKENS;
 export const TEST_TOKENS = 8;
+
+/** The checkpoint exports (pipeline/contracts/exports.ts): the bridge the stage images ship. */
+export const EXPORT_SCRIPT = '/opt/recogdrive/bridge/orbax_to_torch.py';
+export const exportArgs = (checkpoint: string, out: string, format?: 'lightning') => [
+  ...(format === undefined ? [] : ['--format', format]),
+  '--checkpoint', checkpoint, '--output', `${out}/policy.pt`, '--manifest', `${out}/policy.json`, '--prefix', 'agent.',
+];
+
+export const GPU_STAGE2_SCRIPT = 'navsim/planning/script/run_training_recogdrive.py';
+export const GPU_STAGE3_SCRIPT = 'navsim/planning/script/run_training_recogdrive_rl.py';
+/** torchrun as the contracts launch it on one machine of `gpus` GPUs, and the Lightning device args that go with it. */
+export const torchrun = (gpus: number, nodes = 1) => ['torchrun', `--nnodes=${nodes}`, `--nproc_per_node=${gpus}`, '--master_port=29500'];
+export const lightningDevices = (gpus: number, nodes = 1) => [`trainer.params.devices=${gpus}`, `trainer.params.num_nodes=${nodes}`];

@@ -8,7 +8,7 @@ import { workflowBundle } from '../helpers/local-env.ts';
 import { HISTORY_DIR } from './history-dir.ts';
 const files = (await readdir(HISTORY_DIR)).filter((f) => f.endsWith('.json')).sort();
 
-test('there are recorded histories of a successful, a failed and a partially reused run, of runs from before reuse and from before the markers moved beside the outputs, and of a cloud run with failover and a preemption', () => {
+test('there are recorded histories of a successful, a failed and a partially reused run, of runs from before reuse, from before the markers moved beside the outputs and from before the checkpoint exports, and of a cloud run with failover and a preemption', () => {
   for (const name of [
     'replay-success.json',
     'replay-failure.json',
@@ -16,6 +16,9 @@ test('there are recorded histories of a successful, a failed and a partially reu
     'pre-artifact-reuse--replay-success.json',
     'pre-markers-beside--replay-success.json',
     'pre-markers-beside--replay-cloud.json',
+    'pre-checkpoint-exports--replay-success.json',
+    'pre-checkpoint-exports--replay-reuse.json',
+    'pre-checkpoint-exports--replay-cloud.json',
     'replay-cloud--metricCache.json',
   ]) {
     assert.ok(files.includes(name), `${name} in ${files.join(', ')}`);

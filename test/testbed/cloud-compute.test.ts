@@ -44,7 +44,7 @@ test('a stockout in the first zone runs the stage in the next zone, and no node 
     const handle = await env.start('cloud-stockout', tpuInput(env, image, { metricCache: {} }));
     const summary = (await handle.result()) as RunSummary;
     const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
-    assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+    assert.equal(stage.outputs!.tokens, env.dataset.navtrainTokens);
     assert.deepEqual(
       stage.compute!.map((u) => [u.zone, u.outcome]),
       [[ZONES[1], 'succeeded']],
@@ -191,7 +191,7 @@ test('the janitor deletes a planted orphan TPU and spares the VM of a live run',
   assert.equal(outcome(stranger.name), undefined);
 
   const summary = (await live.result()) as RunSummary;
-  assert.equal(summary.stages.find((s) => s.stage === 'metricCache')!.outputs!.tokens, env.dataset.trainTokens);
+  assert.equal(summary.stages.find((s) => s.stage === 'metricCache')!.outputs!.tokens, env.dataset.navtrainTokens);
   assert.deepEqual(cloud.nodesOf('cloud-janitor-live'), []);
 });
 
@@ -211,7 +211,7 @@ test('a spot TPU through a queued resource waits in line for capacity, runs the 
     const handle = await env.start(runId, tpuInput(env, image, { metricCache: { compute: { spot: true, provisioning: 'queued' } } }));
     const summary = (await handle.result()) as RunSummary;
     const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
-    assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+    assert.equal(stage.outputs!.tokens, env.dataset.navtrainTokens);
     assert.deepEqual(stage.compute!.map((u) => [u.machine, u.chips, u.spot, u.outcome]), [['v6e-8', 8, true, 'succeeded']]);
     const nodeId = computeName(runId, 'metricCache', 1);
     const queued = cloud.fake.requests.filter((r) => r.method === 'CreateQueuedResource' && JSON.stringify(r.request).includes(nodeId));

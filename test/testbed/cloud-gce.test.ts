@@ -54,7 +54,7 @@ test('the metric cache runs on a Compute Engine CPU VM: one VM with our labels, 
   const handle = await env.start(runId, gceInput(env, image, { metricCache: {} }));
   const summary = (await handle.result()) as RunSummary;
   const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
-  assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+  assert.equal(stage.outputs!.tokens, env.dataset.navtrainTokens);
 
   const name = computeName(runId, 'metricCache', 1);
   const inserts = insertsOf(runId);
@@ -79,7 +79,7 @@ test('a stockout in the first zone makes the VM in the second zone, and no VM is
     const handle = await env.start(runId, gceInput(env, image, { metricCache: {} }));
     const summary = (await handle.result()) as RunSummary;
     const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
-    assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+    assert.equal(stage.outputs!.tokens, env.dataset.navtrainTokens);
     assert.deepEqual(
       stage.compute!.map((u) => [u.zone, u.outcome]),
       [[ZONES[1], 'succeeded']],
@@ -128,7 +128,7 @@ test('a spot VM preempted mid-stage gets a new VM (on-demand after the fall-back
   const summary = (await handle.result()) as RunSummary;
   const stage = summary.stages.find((s) => s.stage === 'metricCache')!;
   assert.equal(stage.attempts, 2);
-  assert.equal(stage.outputs!.tokens, env.dataset.trainTokens);
+  assert.equal(stage.outputs!.tokens, env.dataset.navtrainTokens);
   assert.deepEqual(
     stage.compute!.map((u) => [u.name, u.spot, u.outcome]),
     [

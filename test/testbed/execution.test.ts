@@ -47,7 +47,7 @@ test('a stage runs on a one-host slice and on a four-host slice, every worker lo
   const one = await env.start('bed-one', testbedInput(env, bed, { metricCache: { workers: [0] } }));
   const four = await env.start('bed-four', testbedInput(env, bed, { stage1: { workers: [0, 1, 2, 3] } }));
   const [oneSummary, fourSummary] = (await Promise.all([one.result(), four.result()])) as [RunSummary, RunSummary];
-  assert.equal(oneSummary.stages.find((s) => s.stage === 'metricCache')!.outputs!.tokens, env.dataset.trainTokens);
+  assert.equal(oneSummary.stages.find((s) => s.stage === 'metricCache')!.outputs!.tokens, env.dataset.navtrainTokens);
   assert.ok(fourSummary.stages.find((s) => s.stage === 'stage1')!.outputs!.finalStep! as number > 0);
 
   assert.deepEqual((await readdir(logsDir('bed-four', 'stage1'))).sort(), [0, 1, 2, 3].map((w) => `attempt-1-worker-${w}.log`));
@@ -83,7 +83,7 @@ test('killing the worker process while it watches re-attaches to the same contai
     const summary = (await handle.result()) as RunSummary;
     const metric = summary.stages.find((s) => s.stage === 'metricCache')!;
     assert.equal(metric.attempts, 1, 'the attempt survived the worker restart');
-    assert.equal(metric.outputs!.tokens, env.dataset.trainTokens);
+    assert.equal(metric.outputs!.tokens, env.dataset.navtrainTokens);
 
     // The watcher itself was retried (on the new worker) and re-attached: its last try is not its first.
     const events = (await env.stack.client.workflow.getHandle('bed-restart/metricCache').fetchHistory()).events ?? [];

@@ -102,14 +102,107 @@ export function podman(host: ContainerHost, args: readonly string[], options: Om
   return run(PODMAN, args, { ...options, env: host.env });
 }
 
-/** A `docker` command for this host: podman with the host's config (a POSIX sh script). */
-export function dockerShim(host: ContainerHost): string {
+/** Where a GPU worker's `docker run --gpus` tells the container how many GPUs it sees (docker/simulator reads it). */
+export const SIM_GPUS_ENV = 'RECOGDRIVE_SIM_GPUS';
+/** Docker's refusal of `--gpus` on a host without a GPU runtime (the NVIDIA container toolkit), exit 125. */
+export const NO_GPU_RUNTIME_ERROR = 'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].';
+
+/** podman run/create options that take a value as the next argument (podman 4.3; `--opt=value` needs no entry). */
+const VALUE_OPTIONS = [
+  '-a', '-c', '-e', '-h', '-l', '-m', '-p', '-u', '-v', '-w',
+  '--add-host', '--annotation', '--arch', '--attach', '--authfile', '--blkio-weight', '--blkio-weight-device', '--cap-add', '--cap-drop',
+  '--cgroup-conf', '--cgroup-parent', '--cgroupns', '--cgroups', '--chrootdirs', '--cidfile', '--conmon-pidfile', '--cpu-period', '--cpu-quota',
+  '--cpu-rt-period', '--cpu-rt-runtime', '--cpu-shares', '--cpus', '--cpuset-cpus', '--cpuset-mems', '--detach-keys', '--device',
+  '--device-cgroup-rule', '--device-read-bps', '--device-read-iops', '--device-write-bps', '--device-write-iops', '--dns', '--dns-option',
+  '--dns-search', '--entrypoint', '--env', '--env-file', '--expose', '--gidmap', '--group-add', '--health-cmd', '--health-interval',
+  '--health-retries', '--health-start-period', '--health-timeout', '--hostname', '--hostuser', '--image-volume', '--init-path', '--ip', '--ip6',
+  '--ipc', '--label', '--label-file', '--log-driver', '--log-opt', '--mac-address', '--memory', '--memory-reservation', '--memory-swap',
+  '--memory-swappiness', '--mount', '--name', '--net', '--network', '--network-alias', '--oom-score-adj', '--os', '--passwd-entry',
+  '--personality', '--pid', '--pidfile', '--pids-limit', '--platform', '--pod', '--pod-id-file', '--preserve-fds', '--pull', '--requires',
+  '--restart', '--runtime', '--sdnotify', '--seccomp-policy', '--secret', '--security-opt', '--shm-size', '--stop-signal', '--stop-timeout',
+  '--subgidname', '--subuidname', '--sysctl', '--timeout', '--tmpfs', '--uidmap', '--ulimit', '--umask', '--user', '--userns', '--uts',
+  '--variant', '--volume', '--volumes-from', '--workdir',
+];
+
+/**
+ * A `docker` command for this host: podman with the host's config (a POSIX sh script).
+ *
+ * GPUs: podman 4.3 has no `--gpus`. Real Docker with the NVIDIA container toolkit gives a
+ * container the host's GPUs with `docker run --gpus all` (or `--gpus N`, `--gpus device=0,1`).
+ * Here `run`/`create` take `--gpus` (before the image) off podman's arguments and, on a worker
+ * with `gpus` > 0, start the container with RECOGDRIVE_SIM_GPUS=<count> (what the stage
+ * simulator reads as the GPUs it sees) and NVIDIA_VISIBLE_DEVICES (as the toolkit sets it); more
+ * GPUs than the worker has fail with exit 125. A worker without GPUs refuses `--gpus` as Docker
+ * without a GPU runtime does: NO_GPU_RUNTIME_ERROR on stderr, exit 125 (Docker leaves the created
+ * container behind in state Created; here none is created).
+ */
+export function dockerShim(host: ContainerHost, options: { gpus?: number } = {}): string {
+  const gpus = options.gpus ?? 0;
+  if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`gpus must be a non-negative integer (got ${gpus})`);
   return [
     '#!/bin/sh',
     `# docker for the test-bed container host ${host.dir}: podman with that host's own storage and config.`,
     `CONTAINERS_CONF=${quote(host.containersConf)}`,
     `CONTAINERS_STORAGE_CONF=${quote(host.storageConf)}`,
     'export CONTAINERS_CONF CONTAINERS_STORAGE_CONF',
+    `# GPUs of this worker (0: Docker without a GPU runtime): what \`--gpus\` gives a container.`,
+    `GPUS=${gpus}`,
+    'case "$1" in',
+    '  run|create) lead=1 ;;',
+    `  container) case "$2" in run|create) lead=2 ;; *) exec ${PODMAN} "$@" ;; esac ;;`,
+    `  *) exec ${PODMAN} "$@" ;;`,
+    'esac',
+    'gpus_env() {',
+    '  want=$(printf %s "$1" | tr -d \'"\')',
+    '  if [ "$GPUS" -eq 0 ]; then',
+    `    echo ${quote(NO_GPU_RUNTIME_ERROR)} >&2`,
+    '    exit 125',
+    '  fi',
+    '  case $want in',
+    '    all) count=$GPUS; devices=all ;;',
+    '    device=*)',
+    '      devices=${want#device=}',
+    '      count=0',
+    '      for id in $(printf %s "$devices" | tr , " "); do',
+    '        case $id in ""|*[!0-9]*) echo "docker: invalid --gpus device \\"$id\\" (test bed: device=I[,J...])" >&2; exit 125 ;; esac',
+    '        if [ "$id" -ge "$GPUS" ]; then echo "docker: Error response from daemon: failed to create task for container: nvidia-container-cli: device error: $id: unknown device (test bed: this worker has $GPUS GPUs)" >&2; exit 125; fi',
+    '        count=$((count + 1))',
+    '      done ;;',
+    '    ""|*[!0-9]*) echo "docker: invalid argument \\"$want\\" for \\"--gpus\\" flag (test bed: all, N or device=I[,J...])" >&2; exit 125 ;;',
+    '    *)',
+    '      count=$want',
+    '      if [ "$count" -gt "$GPUS" ]; then echo "docker: Error response from daemon: failed to create task for container: nvidia-container-cli: requested $count GPUs, this worker has $GPUS (test bed)" >&2; exit 125; fi',
+    '      devices=$(seq -s , 0 $((count - 1)))',
+    '      [ "$count" -gt 0 ] || devices= ;;',
+    '  esac',
+    '}',
+    '# Rotate the arguments once ("$@" is rebuilt in order): take --gpus out of the options, and put',
+    '# the GPU variables in front of the image (the first argument that is not an option or its value).',
+    'n=$#',
+    'i=0',
+    'while [ $i -lt $lead ]; do a=$1; shift; set -- "$@" "$a"; i=$((i + 1)); done',
+    'in_options=1; value_next=; gpus_next=; want=',
+    'while [ $i -lt $n ]; do',
+    '  a=$1; shift; i=$((i + 1))',
+    '  if [ -n "$gpus_next" ]; then want=$a; gpus_next=; continue; fi',
+    '  if [ $in_options = 1 ]; then',
+    '    if [ -n "$value_next" ]; then value_next=; set -- "$@" "$a"; continue; fi',
+    '    case $a in',
+    '      --gpus) gpus_next=1; continue ;;',
+    '      --gpus=*) want=${a#--gpus=}; continue ;;',
+    `      ${VALUE_OPTIONS.join('|')}) value_next=1 ;;`,
+    '      --|[!-]*|-)',
+    '        # the image (or "--" before it): the options end here',
+    '        in_options=0',
+    '        if [ -n "$want" ]; then',
+    '          gpus_env "$want"',
+    `          if [ "$count" -gt 0 ]; then set -- "$@" -e "${SIM_GPUS_ENV}=$count" -e "NVIDIA_VISIBLE_DEVICES=$devices"; fi`,
+    '        fi ;;',
+    '    esac',
+    '  fi',
+    '  set -- "$@" "$a"',
+    'done',
+    'if [ -n "$gpus_next" ]; then echo "docker: flag needs an argument: --gpus" >&2; exit 125; fi',
     `exec ${PODMAN} "$@"`,
     '',
   ].join('\n');

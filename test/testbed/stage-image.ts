@@ -264,13 +264,13 @@ async function makeRootfs(rootfs: string, inputs: BuildInputs): Promise<void> {
     }
   }
 
-  // The simulator and its shims as the image's python and pip.
+  // The simulator and its shims as the image's python, pip and torchrun.
   for (const rel of inputs.simulatorFiles) {
     const target = at(path.join(IMAGE_SIM_DIR, rel));
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.copyFileSync(path.join(SIMULATOR_DIR, rel), target);
   }
-  for (const shim of ['python', 'pip']) {
+  for (const shim of ['python', 'pip', 'torchrun']) {
     fs.copyFileSync(path.join(SIMULATOR_DIR, 'shims', shim), at(`usr/local/bin/${shim}`));
     fs.chmodSync(at(`usr/local/bin/${shim}`), 0o755);
     fs.chmodSync(at(path.join(IMAGE_SIM_DIR, 'shims', shim)), 0o755);

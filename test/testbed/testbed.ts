@@ -5,6 +5,7 @@
  * simulator in a minimal rootfs) is in every worker's storage. See README.md beside this file.
  *
  *   const bed = await startTestbed({ workers: 2, dir });
+ *   const gpuBed = await startTestbed({ workers: 2, dir, gpus: [0, 4] }); // worker 1 plays a VM with 4 GPUs
  *   // ssh2: { host: bed.workers[i].address, port: bed.workers[i].port, username: 'root',
  *   //         privateKey: fs.readFileSync(bed.privateKeyFile), hostVerifier: pin(bed.workers[i].hostKey) }
  *   await bed.stop();
@@ -22,6 +23,8 @@ export interface TestbedWorker {
   user: string;
   /** "ssh-ed25519 AAAA..." */
   hostKey: string;
+  /** GPUs its `docker run --gpus` gives a container (RECOGDRIVE_SIM_GPUS); 0: it refuses --gpus as Docker without a GPU runtime does. */
+  gpus: number;
 }
 
 export interface Testbed {
@@ -52,6 +55,11 @@ export interface TestbedOptions {
   images?: string[];
   /** Where the stage image is cached (default: RECOGDRIVE_TESTBED_CACHE or .data/testbed-cache). */
   cacheDir?: string;
+  /**
+   * GPUs per worker (a number: every worker; a list: worker i gets gpus[i], missing ones 0).
+   * Default 0: no GPU runtime (see dockerShim in podman.ts).
+   */
+  gpus?: number | readonly number[];
 }
 
 const USER = 'root';
@@ -64,6 +72,13 @@ interface Worker {
   dir: string;
   host: ContainerHost;
   sshd: Sshd;
+  gpus: number;
+}
+
+function gpusOfWorker(gpus: TestbedOptions['gpus'], index: number): number {
+  const count = typeof gpus === 'number' ? gpus : (gpus?.[index] ?? 0);
+  if (!Number.isInteger(count) || count < 0) throw new Error(`gpus of worker ${index} must be a non-negative integer (got ${count})`);
+  return count;
 }
 
 export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
@@ -101,7 +116,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
           RECOGDRIVE_TESTBED_WORKER: String(index),
         },
       });
-      workers.push({ index, dir: workerDir, host, sshd });
+      workers.push({ index, dir: workerDir, host, sshd, gpus: gpusOfWorker(options.gpus, index) });
     }
     await Promise.all(
       workers.map(async (worker) => {
@@ -109,7 +124,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
         fs.writeFileSync(path.join(worker.host.stateDir, OWNER_FILE), JSON.stringify({ dir: worker.dir, pid: process.pid }));
         const bin = path.join(worker.dir, 'bin');
         fs.mkdirSync(bin, { recursive: true });
-        fs.writeFileSync(path.join(bin, 'docker'), dockerShim(worker.host), { mode: 0o755 });
+        fs.writeFileSync(path.join(bin, 'docker'), dockerShim(worker.host, { gpus: worker.gpus }), { mode: 0o755 });
         fs.writeFileSync(path.join(bin, 'sudo'), SUDO_SHIM, { mode: 0o755 });
         if (store !== undefined) await installImageStore(store.graphRoot, worker.host.graphRoot);
         await worker.sshd.start();
@@ -129,7 +144,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
   let stopped: Promise<void> | undefined;
   return {
     dir,
-    workers: workers.map((w) => ({ address: ADDRESS, port: w.sshd.port, user: USER, hostKey: w.sshd.hostKey })),
+    workers: workers.map((w) => ({ address: ADDRESS, port: w.sshd.port, user: USER, hostKey: w.sshd.hostKey, gpus: w.gpus })),
     knownHostsFile,
     privateKeyFile,
     images: [...images],

@@ -30,9 +30,11 @@ test('plan --json gives every stage its decision and complete launch spec', asyn
     ['stage1', 'RUN'],
     ['featureCache', 'RUN'],
     ['stage2', 'RUN'],
+    ['stage2Export', 'RUN'],
     ['metricCache', 'RUN'],
-    ['stage3', 'SKIP'],
-    ['eval', 'SKIP'],
+    ['stage3', 'RUN'],
+    ['stage3Export', 'RUN'],
+    ['eval', 'RUN'],
   ]);
   for (const stage of plan.stages.filter((s) => s.decision === 'RUN')) {
     const launch = stage.launch!;
@@ -41,7 +43,8 @@ test('plan --json gives every stage its decision and complete launch spec', asyn
     assert.ok(launch.dockerFlags.includes('--privileged') && launch.dockerFlags.includes('--net=host'));
     assert.equal(launch.workdir, '/recogdrive');
     assert.equal(launch.mounts[0]!.target, '/recogdrive');
-    assert.ok(Object.keys(launch.env).includes('PYTHONPATH'));
+    // The trainers and caches import navsim; the exports run the bridge, which needs none of it.
+    if (!stage.stage.endsWith('Export')) assert.ok(Object.keys(launch.env).includes('PYTHONPATH'), stage.stage);
     assert.ok(stage.compute && stage.verification && stage.limits);
   }
   const metric = plan.stages.find((s) => s.stage === 'metricCache')!;
@@ -63,6 +66,10 @@ test('plan shows human-readable docker commands by default', async () => {
   assert.match(stdout, /stage2 +RUN/);
   assert.match(stdout, /command: +docker run -d --name rd-r1-stage2 --privileged --net=host --workdir \/recogdrive/);
   assert.match(stdout, /TPU v6e-4 spot in us-east5-b > us-east5-a/);
+  // GRPO on the A100 VM: its GPUs, the trainer flavour and why, and the torchrun launch.
+  assert.match(stdout, /compute: +VM a2-highgpu-8g \(8×nvidia-tesla-a100\) spot in us-east5-b > us-central1-a/);
+  assert.match(stdout, /note: +Trainer "gpu": the upstream run_training_recogdrive_rl\.py/);
+  assert.match(stdout, /--gpus all --shm-size=16g .* torchrun --nnodes=1 --nproc_per_node=8 --master_port=29500 navsim\/planning\/script\/run_training_recogdrive_rl\.py/);
 });
 
 test('plan with a bad input exits 2 and names the fields', async () => {

@@ -21,7 +21,6 @@ import { buildPlan } from '../../pipeline/plan.ts';
 import { CONTRACTS } from '../../pipeline/contracts/index.ts';
 import { defaultHostPath, dockerRunArgs, STAGE_WRAPPER, stageCommand, type LaunchSpec } from '../../pipeline/launch.ts';
 import type { StageName } from '../../pipeline/stages.ts';
-import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 
 const FIXTURE = join(PROJECT_ROOT, 'test', 'fixtures', 'spec-commands.md');
@@ -128,21 +127,50 @@ test('the vendored guide commands are still verbatim in the guide', { skip: !exi
   for (const block of codeBlocks(readFileSync(FIXTURE, 'utf8'))) assert.ok(guide.includes(block), 'block drifted from the guide');
 });
 
-test('stage 3 runs GRPO with the metric cache and the last Stage 2 checkpoint as reference policy', () => {
-  const withStage3 = parsePipelineInput({ ...JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8')), stages: undefined, upstreamFixes: [...UPSTREAM_FIXES] });
-  const launch = buildPlan(withStage3, 'spec-run').stages.find((s) => s.stage === 'stage3')!.launch!;
+test('stage 3 runs the upstream GRPO script under torchrun on the GPU VM, from the exported Stage 2 policy, with the metric cache', () => {
+  const spec = parsePipelineInput(JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8')));
+  const planned = buildPlan(spec, 'spec-run').stages.find((s) => s.stage === 'stage3')!;
+  // The plan says which flavour runs and why.
+  assert.ok(
+    planned.notes.includes('Trainer "gpu": the upstream run_training_recogdrive_rl.py (PyTorch Lightning) under torchrun: GRPO cannot run on the torchax trainer, which passes tokens_list=None (1 machine(s) × 8 GPU(s)).'),
+    planned.notes.join('\n'),
+  );
+  const launch = planned.launch!;
   const argv = launch.command;
+  const script = argv.indexOf('navsim/planning/script/run_training_recogdrive_rl.py');
+  // a2-highgpu-8g: one machine of 8 A100s; Lightning's devices/num_nodes agree with torchrun.
+  assert.deepEqual(argv.slice(script - 4, script), ['torchrun', '--nnodes=1', '--nproc_per_node=8', '--master_port=29500']);
+  assert.ok(argv.includes('trainer.params.devices=8') && argv.includes('trainer.params.num_nodes=1'));
   assert.ok(argv.includes('agent.grpo=True'));
   assert.ok(argv.includes('agent.metric_cache_path=/recogdrive/data/metric_cache'));
-  assert.ok(argv.includes('agent.reference_policy_checkpoint=/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt'));
+  assert.ok(argv.includes('agent.reference_policy_checkpoint=/recogdrive/work_dirs/stage2_export/policy.pt'));
+  assert.ok(argv.includes('agent.checkpoint_path=/recogdrive/work_dirs/stage2_export/policy.pt'));
+  assert.deepEqual(launch.dockerFlags.slice(-3), ['--gpus', 'all', '--shm-size=16g']);
   const byTarget = new Map(launch.mounts.map((m) => [m.target, m]));
   assert.equal(byTarget.get('/recogdrive/data/metric_cache')?.readOnly, true);
-  assert.equal(byTarget.get('/recogdrive/work_dirs/stage2_output')?.readOnly, true);
   assert.equal(byTarget.get('/recogdrive/data/cache_output')?.readOnly, true);
-  assert.deepEqual(byTarget.get('/recogdrive/work_dirs/stage2_output')?.source, {
+  assert.equal(byTarget.get('/recogdrive/work_dirs/stage2_export')?.readOnly, true);
+  assert.equal(byTarget.get('/recogdrive/work_dirs/stage2_output'), undefined, "Stage 2's own output is not Stage 3's input");
+  assert.deepEqual(byTarget.get('/recogdrive/work_dirs/stage2_export')?.source, {
     kind: 'artifact',
-    uri: 'gs://my-recogdrive-artifacts/pipeline/runs/spec-run/stage2',
+    uri: 'gs://my-recogdrive-artifacts/pipeline/runs/spec-run/stage2-export',
   });
+});
+
+test("stage2Export converts Stage 2's last orbax epoch with the bridge shipped in the image; the evaluation reads stage3Export's policy.pt", () => {
+  const spec = parsePipelineInput(JSON.parse(readFileSync(join(PROJECT_ROOT, 'examples', 'spec-tpu.json'), 'utf8')));
+  const stages = buildPlan(spec, 'spec-run').stages;
+  const exportArgv = stages.find((s) => s.stage === 'stage2Export')!.launch!.command;
+  assert.deepEqual(exportArgv.slice(exportArgv.indexOf('python')), [
+    'python', '/opt/recogdrive/bridge/orbax_to_torch.py',
+    '--checkpoint', '/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt',
+    '--output', '/recogdrive/work_dirs/stage2_export/policy.pt',
+    '--manifest', '/recogdrive/work_dirs/stage2_export/policy.json',
+    '--prefix', 'agent.',
+  ]);
+  const evalArgv = stages.find((s) => s.stage === 'eval')!.launch!.command;
+  assert.ok(evalArgv.includes('agent.checkpoint_path=/recogdrive/work_dirs/stage3_export/policy.pt'));
+  assert.deepEqual(evalArgv.slice(evalArgv.indexOf('torchrun'), evalArgv.indexOf('torchrun') + 4), ['torchrun', '--nnodes=1', '--nproc_per_node=4', '--master_port=29500']);
 });
 
 test('every stage runs under the stage wrapper, told its stage, output folder, markers folder beside it and output check', () => {

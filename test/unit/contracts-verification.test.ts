@@ -8,11 +8,11 @@ import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 const config = (extra: Record<string, unknown> = {}) =>
   parsePipelineInput({ experiment: 'exp', artifactRoot: 'gs://bucket-x', paths: { hostRepoDir: '/r' }, upstreamFixes: [...UPSTREAM_FIXES], ...extra });
 
-test('navtrain feature cache must hold the 85,109 train-log tokens; the metric cache all 103,288', () => {
+test('the navtrain feature cache and metric cache must both hold all 103,288 tokens (validation logs included, which Lightning validates on)', () => {
   assert.deepEqual(CONTRACTS.featureCache.verification(config()).outputs, {
     kind: 'token-cache',
     files: ['internvl_feature.gz', 'trajectory_target.gz'],
-    expectedTokens: 85_109,
+    expectedTokens: 103_288,
   });
   assert.deepEqual(CONTRACTS.metricCache.verification(config()).outputs, { kind: 'metric-cache', expectedTokens: 103_288 });
   assert.deepEqual(CONTRACTS.eval.verification(config()).outputs, { kind: 'eval-csv', expectedTokens: 12_146, maxFailedTokens: 0 });
@@ -23,9 +23,9 @@ test('a user-given count (a subset) replaces the split default', () => {
   assert.equal(outputs.kind === 'token-cache' && outputs.expectedTokens, 500);
 });
 
-test('caching navtest passes train_logs=[] so the script does not silently cache 0 tokens', () => {
+test('caching always passes train_logs=[]: the script would replace the split\'s logs with the 13,180 standard train logs (0 tokens of navtest, no validation logs of navtrain)', () => {
   assert.deepEqual(CONTRACTS.featureCache.render(config({ featureCache: { split: 'navtest' } })).addedArgs, ['train_logs=[]']);
-  assert.deepEqual(CONTRACTS.featureCache.render(config()).addedArgs, []);
+  assert.deepEqual(CONTRACTS.featureCache.render(config()).addedArgs, ['train_logs=[]']);
 });
 
 test('silent failures upstream only logs are verification failures', () => {

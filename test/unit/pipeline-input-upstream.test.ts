@@ -10,6 +10,7 @@ import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 
 const base = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' } };
 const allFixed = { ...base, upstreamFixes: [...UPSTREAM_FIXES] };
+const gcp = { project: 'recogdrive-test' };
 
 function issuesOf(raw: unknown): readonly string[] {
   try {
@@ -29,28 +30,34 @@ const refused: Array<{ row: string; input: unknown; field: string; reason: RegEx
     reason: /featureCache cannot run on the upstream code .*collate unpacks \(features, targets, token\).*dataset\.py:307.*"upstreamFixes": \["feature-cache-real-scenes"\]/,
   },
   {
-    row: 'row 2: GRPO cannot run on the torchax trainer (tokens_list=None)',
-    input: { ...base, stages: ['stage3'], upstreamFixes: ['torch-loads-orbax'], providedArtifacts: { featureCache: 'file:///tmp/f', metricCache: 'file:///tmp/m', stage2: 'file:///tmp/s2' } },
-    field: 'stages',
-    reason: /stage3 cannot run .*tokens_list=None.*run_training_recogdrive_torchax\.py:256-261.*"torchax-grpo"/,
+    row: 'row 2: GRPO cannot run on the torchax trainer (tokens_list=None); the GPU script is what works',
+    input: { ...base, stages: ['stage3'], stage3: { trainer: 'torchax' }, providedArtifacts: { featureCache: 'file:///tmp/f', metricCache: 'file:///tmp/m', stage2Export: 'file:///tmp/s2x' } },
+    field: 'stage3.trainer',
+    reason: /stage3 cannot run .*tokens_list=None.*run_training_recogdrive_torchax\.py:256-261.*What works: the upstream GPU script \(stage3\.trainer "gpu", the default\).*"torchax-grpo"/,
   },
   {
-    row: 'row 1: the GRPO reference policy is torch.load()ed, Stage 2 writes an orbax directory',
-    input: { ...base, stages: ['stage3'], upstreamFixes: ['torchax-grpo'], providedArtifacts: { featureCache: 'file:///tmp/f', metricCache: 'file:///tmp/m', stage2: 'file:///tmp/s2' } },
-    field: 'stages',
-    reason: /stage3 cannot run .*torch\.load\(path\)\["state_dict"\].*recogdrive_diffusion_planner\.py:279-294.*IsADirectoryError.*"torch-loads-orbax"/,
+    row: 'row 6: the evaluation is an NCCL torchrun job: as one python process on a TPU VM it fails',
+    input: { ...base, stages: ['eval'], eval: { trainer: 'torchax' }, providedArtifacts: { stage3Export: 'file:///tmp/s3x' } },
+    field: 'eval.trainer',
+    reason: /eval cannot run .*init_process_group\("nccl"\).*run_pdm_score_recogdrive\.py:184-190.*What works: eval\.trainer "gpu".*"eval-without-torchrun"/,
   },
   {
-    row: 'row 3: the evaluation loads agent.checkpoint_path with torch.load',
-    input: { ...base, stages: ['eval'], upstreamFixes: ['eval-without-torchrun'], providedArtifacts: { stage3: 'file:///tmp/s3' } },
-    field: 'stages',
-    reason: /eval cannot run .*recogdrive_agent\.py:90-99.*"torch-loads-orbax"/,
+    row: 'the GPU scripts need CUDA GPUs: GRPO on a TPU VM is refused before anything is created',
+    input: { ...allFixed, gcp, stage3: { compute: { backend: 'tpu-api', accelerator: 'v6e-8', zones: ['us-east5-b'] } } },
+    field: 'stage3.compute',
+    reason: /stage3 runs the upstream GPU script \(trainer "gpu"\), which needs CUDA GPUs: a TPU VM has none/,
   },
   {
-    row: 'row 6: the evaluation is an NCCL torchrun job',
-    input: { ...base, stages: ['eval'], upstreamFixes: ['torch-loads-orbax'], providedArtifacts: { stage3: 'file:///tmp/s3' } },
-    field: 'stages',
-    reason: /eval cannot run .*init_process_group\("nccl"\).*run_pdm_score_recogdrive\.py:184-190.*"eval-without-torchrun"/,
+    row: 'the GPU scripts need CUDA GPUs: a CPU VM has none',
+    input: { ...allFixed, gcp, eval: { compute: { backend: 'compute-engine', machineType: 'n2-standard-32', zones: ['us-east5-b'] } } },
+    field: 'eval.compute',
+    reason: /eval runs the upstream GPU script .*this compute has none \(use a GPU machine type/,
+  },
+  {
+    row: 'the torchax trainer needs TPUs: Stage 2 with trainer "torchax" on a GPU VM',
+    input: { ...allFixed, gcp, stage2: { compute: { backend: 'compute-engine', machineType: 'a2-highgpu-1g', zones: ['us-central1-a'] } } },
+    field: 'stage2.compute',
+    reason: /stage2 runs the torchax trainer .*a2-highgpu-1g is a GPU VM/,
   },
   {
     row: 'row 4: recogdrive_agent.yaml has no grpo_cfg node',
@@ -83,10 +90,16 @@ const refused: Array<{ row: string; input: unknown; field: string; reason: RegEx
     reason: /reads only trainer\.params\.max_epochs.*optax\.adamw.*would change nothing/,
   },
   {
-    row: 'row 5: ... on Stage 3 too',
-    input: { ...allFixed, stage3: { overrides: { 'trainer.params.gradient_clip_val': 0.5 } } },
+    row: 'row 5: ... on Stage 3 too, when it runs on the torchax trainer',
+    input: { ...allFixed, stage3: { trainer: 'torchax', overrides: { 'trainer.params.gradient_clip_val': 0.5 } } },
     field: 'stage3.overrides.trainer.params.gradient_clip_val',
     reason: /reads only trainer\.params\.max_epochs/,
+  },
+  {
+    row: 'trainer.params.devices and num_nodes are set from the compute (torchrun and Lightning must agree)',
+    input: { ...allFixed, stage3: { overrides: { 'trainer.params.devices': 4 } } },
+    field: 'stage3.overrides.trainer.params.devices',
+    reason: /refused: set from the stage's compute .*Lightning raises ValueError when devices × num_nodes is not torchrun's world size/,
   },
   {
     row: 'row 14: agent.cam_type is read by nothing',
@@ -113,10 +126,10 @@ const refused: Array<{ row: string; input: unknown; field: string; reason: RegEx
     reason: /hard-codes map_version="nuplan-maps-v1\.0".*caching\.py:54/,
   },
   {
-    row: 'row 14: cache_hidden_state=false builds the VLM on cuda:<rank>',
+    row: 'row 14: cache_hidden_state=false builds the VLM on cuda:<rank> (refused with the torchax trainer)',
     input: { ...allFixed, stage2: { cacheHiddenState: false } },
     field: 'stage2.cacheHiddenState',
-    reason: /builds the VLM backbone on cuda:<LOCAL_RANK>.*no CUDA on a TPU VM/,
+    reason: /builds the VLM backbone on cuda:<LOCAL_RANK>.*no CUDA on a TPU VM.*or use trainer "gpu"/,
   },
   {
     row: 'the caching script forces num_workers=0',
@@ -163,22 +176,33 @@ test('the same inputs at their upstream values, with the fixes declared, are acc
   const plan = buildPlan(config, 'r');
   const notes = (stage: string) => plan.stages.find((s) => s.stage === stage)!.notes.join('\n');
   assert.match(notes('featureCache'), /upstreamFixes declares "feature-cache-real-scenes"/);
-  assert.match(notes('stage3'), /upstreamFixes declares "torchax-grpo"[\s\S]*upstreamFixes declares "torch-loads-orbax"/);
-  assert.doesNotMatch(notes('stage2'), /upstreamFixes/);
+  // The default flavours need no fix: Stage 3 and the evaluation run the upstream GPU scripts.
+  for (const stage of ['stage2', 'stage2Export', 'stage3', 'stage3Export', 'eval']) assert.doesNotMatch(notes(stage), /upstreamFixes/, stage);
+  const torchax = buildPlan(parsePipelineInput({ ...allFixed, stage3: { trainer: 'torchax' }, eval: { trainer: 'torchax' } }), 'r');
+  const torchaxNotes = (stage: string) => torchax.stages.find((s) => s.stage === stage)!.notes.join('\n');
+  assert.match(torchaxNotes('stage3'), /upstreamFixes declares "torchax-grpo"/);
+  assert.match(torchaxNotes('eval'), /upstreamFixes declares "eval-without-torchrun"/);
 });
 
 test('every plan note says truthfully what a retry does: trainers start over, the metric cache skips what it wrote', () => {
   const plan = buildPlan(parsePipelineInput(allFixed), 'r');
   const retry = (stage: string) => plan.stages.find((s) => s.stage === stage)!.notes[0]!;
   for (const stage of ['stage1', 'stage2', 'stage3']) assert.match(retry(stage), /^On retry: A new attempt (starts again from the base model|trains from scratch)/, stage);
+  for (const stage of ['stage2Export', 'stage3Export']) assert.match(retry(stage), /^On retry: A new attempt converts the checkpoint again/, stage);
   assert.match(retry('featureCache'), /caches every token again/);
   assert.match(retry('metricCache'), /skips every metric_cache\.pkl already written/);
   for (const s of plan.stages) assert.doesNotMatch(s.notes.join(' '), /resumes? from (its|the) (latest|last) checkpoint/, s.stage);
 });
 
 test('an override key that does not exist upstream lists the allowed ones; a stage that takes none says so', () => {
-  assert.ok(issuesOf({ ...allFixed, stage2: { overrides: { output_dir: '/x' } } }).some((i) => i === 'stage2.overrides.output_dir: not an allowed override for stage2 (allowed: seed)'));
-  assert.ok(issuesOf({ ...allFixed, eval: { overrides: { foo: 1 } } }).some((i) => i === 'eval.overrides.foo: not an allowed override for eval (it takes none)'));
+  const issue = (raw: unknown, field: string) => issuesOf(raw).find((i) => i.startsWith(`${field}:`));
+  assert.match(issue({ ...allFixed, stage2: { overrides: { output_dir: '/x' } } }, 'stage2.overrides.output_dir')!, /^stage2\.overrides\.output_dir: not an allowed override for stage2 \(allowed: seed, trainer\.params\.accumulate_grad_batches, trainer\.params\.gradient_clip_val, trainer\.params\.precision\)$/);
+  assert.equal(issue({ ...allFixed, eval: { overrides: { foo: 1 } } }, 'eval.overrides.foo'), 'eval.overrides.foo: not an allowed override for eval (it takes none)');
+  // A key only another trainer takes is refused naming the trainer that runs.
+  assert.equal(
+    issue({ ...allFixed, eval: { trainer: 'torchax' }, stage2: { overrides: { 'trainer.params.precision': 'bf16-mixed' } }, stage3: { overrides: { 'trainer.params.precision': 'bf16-mixed' } } }, 'stage3.overrides.trainer.params.precision'),
+    undefined,
+  );
 });
 
 test('without the upstream checks (replaying runs started before them) an input they refuse still parses', () => {
@@ -191,4 +215,10 @@ test('without the upstream checks (replaying runs started before them) an input 
 test('the simulator reproduces exactly the defects the input can declare fixed (one list on each side of the image boundary)', async () => {
   const { KNOWN_DEFECTS } = await import('../../docker/simulator/checkout.ts');
   assert.deepEqual([...KNOWN_DEFECTS], [...UPSTREAM_FIXES]);
+});
+
+test('the retired fix torch-loads-orbax (the exports replaced it) is still accepted, so inputs and runs from before keep parsing', () => {
+  const config = parsePipelineInput({ ...base, upstreamFixes: ['feature-cache-real-scenes', 'torchax-grpo', 'torch-loads-orbax', 'eval-without-torchrun'] });
+  assert.ok(config.upstreamFixes.includes('torch-loads-orbax'));
+  assert.ok(issuesOf({ ...base, upstreamFixes: ['torch-loads-everything'] }).some((i) => i.startsWith('upstreamFixes.0:')));
 });

@@ -18,7 +18,12 @@ function issuesOf(raw: unknown): readonly string[] {
 
 test('a minimal input gets the TPU guide settings as defaults', () => {
   const config = parsePipelineInput(minimal);
-  assert.deepEqual(config.stages, ['stage1', 'featureCache', 'stage2', 'metricCache', 'stage3', 'eval']);
+  assert.deepEqual(config.stages, ['stage1', 'featureCache', 'stage2', 'stage2Export', 'metricCache', 'stage3', 'stage3Export', 'eval']);
+  assert.equal(config.stage2.trainer, 'torchax');
+  assert.equal(config.stage3.trainer, 'gpu');
+  assert.equal(config.eval.trainer, 'gpu');
+  // The local simulator plays one GPU for the stages the GPU scripts run.
+  assert.deepEqual([config.stage2, config.stage3, config.eval].map((s) => s.compute.backend === 'local' && s.compute.simulate.gpus), [undefined, 1, 1]);
   assert.equal(config.stage1.learningRate, 4e-5);
   assert.equal(config.stage2.learningRate, 1e-4);
   assert.equal(config.stage2.ditType, 'small');

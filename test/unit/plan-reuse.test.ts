@@ -81,30 +81,30 @@ test('an unchanged input reuses every stage (nothing is run, nothing needs compu
   assert.match(reasonOf(plan, 'stage3'), /verified output of run run-1 \(attempt 1\)/);
 });
 
-test('a metric-cache change reruns metricCache, stage3 and eval and reuses stage1, featureCache and stage2 (fan-in)', () => {
+test('a metric-cache change reruns metricCache, stage3, its export and eval and reuses stage1, featureCache, stage2 and its export (fan-in)', () => {
   const changed = config({}, { metricCache: { worker: 'single_machine_thread_pool' } });
   const plan = buildPlan(changed, 'run-2', lookupFor(changed, first));
-  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', metricCache: 'RUN', stage3: 'RUN', eval: 'RUN' });
+  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', stage2Export: 'REUSE', metricCache: 'RUN', stage3: 'RUN', stage3Export: 'RUN', eval: 'RUN' });
   assert.match(reasonOf(plan, 'metricCache'), /changed since run run-1: arg worker: ray_distributed_no_torch → single_machine_thread_pool/);
   assert.match(reasonOf(plan, 'stage3'), /metricCache output changed/);
-  // stage3 reads the reused featureCache and stage2 where run-1 wrote them, and the new metric cache.
+  // stage3 reads the reused featureCache and stage2 export where run-1 wrote them, and the new metric cache.
   const mounts = plan.stages.find((s) => s.stage === 'stage3')!.launch!.mounts.map((m) => (m.source.kind === 'artifact' ? m.source.uri : ''));
   assert.ok(mounts.includes('gs://bucket/root/runs/run-1/featureCache'));
-  assert.ok(mounts.includes('gs://bucket/root/runs/run-1/stage2'));
+  assert.ok(mounts.includes('gs://bucket/root/runs/run-1/stage2Export'), mounts.join(' '));
   assert.ok(mounts.includes('gs://bucket/root/runs/run-2/metric-cache'));
 });
 
 test('a downstream parameter override (stage2 learning rate) leaves upstream stages reused', () => {
   const changed = config({}, { stage2: { learningRate: 5e-5 } });
   const plan = buildPlan(changed, 'run-2', lookupFor(changed, first));
-  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'RUN', metricCache: 'REUSE', stage3: 'RUN', eval: 'RUN' });
+  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'RUN', stage2Export: 'RUN', metricCache: 'REUSE', stage3: 'RUN', stage3Export: 'RUN', eval: 'RUN' });
   assert.match(reasonOf(plan, 'stage2'), /arg agent\.lr: 1e-4 → 5e-5/);
 });
 
 test('rerun from stage2 runs stage2 and everything downstream even though their fingerprints match', () => {
   const again = config({ reuse: { fromStage: 'stage2', rerunOf: 'run-1' } });
   const plan = buildPlan(again, 'run-2', lookupFor(again, first));
-  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'RUN', metricCache: 'REUSE', stage3: 'RUN', eval: 'RUN' });
+  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'RUN', stage2Export: 'RUN', metricCache: 'REUSE', stage3: 'RUN', stage3Export: 'RUN', eval: 'RUN' });
   assert.equal(reasonOf(plan, 'stage2'), 'rerun from stage2');
   assert.equal(reasonOf(plan, 'eval'), 'downstream of stage2, which reruns');
   assert.equal(plan.rerunOf, 'run-1');
@@ -113,7 +113,7 @@ test('rerun from stage2 runs stage2 and everything downstream even though their 
 test('a forced stage runs while the stages downstream of it keep their reuse', () => {
   const again = config({ reuse: { force: ['featureCache'] } });
   const plan = buildPlan(again, 'run-2', lookupFor(again, first));
-  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'RUN', stage2: 'REUSE', metricCache: 'REUSE', stage3: 'REUSE', eval: 'REUSE' });
+  assert.deepEqual(decisions(plan), { stage1: 'REUSE', featureCache: 'RUN', stage2: 'REUSE', stage2Export: 'REUSE', metricCache: 'REUSE', stage3: 'REUSE', stage3Export: 'REUSE', eval: 'REUSE' });
   assert.equal(reasonOf(plan, 'featureCache'), 'forced (reuse.force)');
 });
 

@@ -146,3 +146,19 @@ test('a bar of unknown description shows the stage alive but sets no fraction; a
   assert.equal(tracker.snapshot()!.fraction, 0.4);
   assert.equal(tracker.feed('some warning', 7), false);
 });
+
+test("PyTorch Lightning's epoch bar (the GPU scripts) gives the step across epochs and the total from the epochs hint", () => {
+  const tracker = new ProgressTracker({ epochs: 10, batchSize: 8 });
+  tracker.feed('Epoch 0:   0%|          | 0/20 [00:00<?, ?it/s]', 0);
+  tracker.feed('Epoch 0:  50%|█████     | 10/20 [00:02<00:02,  4.40it/s, v_num=0]', 2_000);
+  tracker.feed('Epoch 2:  25%|██▌       | 5/20 [00:01<00:03,  4.40it/s, v_num=0, train/loss_step=0.412]', 12_000);
+  const p = tracker.snapshot()!;
+  assert.equal(p.epoch, 2);
+  assert.equal(p.step, 45);
+  assert.equal(p.totalSteps, 200);
+  assert.equal(p.fraction, 45 / 200);
+  assert.equal(p.loss, 0.412, "the bar's train/loss_step");
+  // A validation bar keeps the stage alive but is no training step.
+  assert.equal(tracker.feed('Validation DataLoader 0: 100%|██████████| 4/4 [00:00<00:00, 12.0it/s]', 13_000), true);
+  assert.equal(tracker.snapshot()!.step, 45);
+});

@@ -15,6 +15,9 @@ import {
   COMMON_AGENT,
   EVAL_ARGS,
   EVAL_SCRIPT,
+  EXPORT_SCRIPT,
+  exportArgs,
+  FEATURE_CACHE_ARGS,
   FEATURE_CACHE_SCRIPT,
   filesNamed,
   lastLine,
@@ -22,22 +25,19 @@ import {
   messages,
   METRIC_ARGS,
   METRIC_SCRIPT,
+  NAVTRAIN_TOKENS,
   REPO,
   sim,
   SimulatorBed,
   STAGE2_ARGS,
   STAGE3_ARGS,
   TEST_TOKENS,
-  TRAIN_TOKENS,
   TRAINING_SCRIPT,
   wrapped,
 } from '../helpers/simulator.ts';
 import { recordInstalled } from '../../docker/simulator/site-packages.ts';
 
-const CACHE_ARGS = [
-  'agent=recogdrive_agent', 'agent.vlm_path=models/InternVL3-2B', 'agent.vlm_type=internvl', 'train_test_split=navtrain',
-  'cache_path=/recogdrive/data/cache_output', 'experiment_name=caching_job', 'dataloader.params.batch_size=4', 'dataloader.params.num_workers=0',
-];
+const CACHE_ARGS = FEATURE_CACHE_ARGS;
 const TOKEN_CACHE_CHECK = { kind: 'token-cache', files: ['internvl_feature.gz', 'trajectory_target.gz'], expectedTokens: undefined };
 
 /** A bed per checkout: the public fork, one fixing everything, and one fixing all but a given defect. */
@@ -60,29 +60,38 @@ before(async () => {
   assertExit(await sim(['python', FEATURE_CACHE_SCRIPT, ...CACHE_ARGS], cacheEnv(fixed, 'feature-cache')), 0);
   assertExit(await sim(['python', TRAINING_SCRIPT, ...STAGE2_ARGS], fixed.env(fixed.mounts([`${REPO}/data/cache_output`, 'feature-cache', true], [`${REPO}/work_dirs/stage2_output`, 'stage2']))), 0);
   assertExit(await sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], fixed.env(fixed.mounts([`${REPO}/data/metric_cache`, 'metric-cache']))), 0);
-  for (const name of ['feature-cache', 'stage2', 'metric-cache']) fs.cpSync(fixed.artifact(name), fork.artifact(name), { recursive: true });
+  // stage2Export: the torch file the GPU scripts load.
+  const exported = await sim(
+    ['python', EXPORT_SCRIPT, ...exportArgs(STAGE2_ORBAX, '/recogdrive/work_dirs/stage2_export')],
+    fixed.env(fixed.mounts([`${REPO}/work_dirs/stage2_output`, 'stage2', true], [`${REPO}/work_dirs/stage2_export`, 'stage2-export'])),
+  );
+  assertExit(exported, 0);
+  for (const name of ['feature-cache', 'stage2', 'stage2-export', 'metric-cache']) fs.cpSync(fixed.artifact(name), fork.artifact(name), { recursive: true });
 });
 
+/** Stage 2's last epoch as the torchax trainer writes it: an orbax directory. */
+const STAGE2_ORBAX = '/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt';
 const stage3Mounts = (bed: SimulatorBed, out: string) =>
   bed.mounts(
     [`${REPO}/data/cache_output`, 'feature-cache', true],
     [`${REPO}/data/metric_cache`, 'metric-cache', true],
     [`${REPO}/work_dirs/stage2_output`, 'stage2', true],
+    [`${REPO}/work_dirs/stage2_export`, 'stage2-export', true],
     [`${REPO}/work_dirs/stage3_output`, out],
   );
-/** Evaluation of the Stage 2 checkpoint (an orbax directory, as the torchax trainer writes it). */
-const evalArgs = (extra: string[] = []) => [
-  ...EVAL_ARGS.map((a) => (a.startsWith('agent.checkpoint_path=') ? 'agent.checkpoint_path=/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt' : a)),
+/** Evaluation of a checkpoint: by default Stage 2's, exported to a torch file. */
+const evalArgs = (extra: string[] = [], checkpoint = '/recogdrive/work_dirs/stage2_export/policy.pt') => [
+  ...EVAL_ARGS.map((a) => (a.startsWith('agent.checkpoint_path=') ? `agent.checkpoint_path=${checkpoint}` : a)),
   ...extra,
 ];
 const evalMounts = (bed: SimulatorBed, out: string, more: [string, string, boolean?][] = []) =>
-  bed.mounts([`${REPO}/work_dirs/stage2_output`, 'stage2', true], [`${REPO}/work_dirs/eval_output`, out], ...more);
+  bed.mounts([`${REPO}/work_dirs/stage2_output`, 'stage2', true], [`${REPO}/work_dirs/stage2_export`, 'stage2-export', true], [`${REPO}/work_dirs/eval_output`, out], ...more);
 
 describe('known defects of the public fork, reproduced where our inputs trigger them', { concurrency: true }, () => {
   test('row 8: the feature cache crashes on the first batch of real scenes (collate unpacks 3, Dataset returns 2; run_caching_recogdrive_torchax.py:61)', async () => {
     const result = await sim(['python', FEATURE_CACHE_SCRIPT, ...CACHE_ARGS], cacheEnv(fork, 'fork-cache'));
     assertExit(result, 1);
-    assert.ok(messages(result.stdout).includes(`Starting Inference on ${TRAIN_TOKENS} samples...`));
+    assert.ok(messages(result.stdout).includes(`Starting Inference on ${NAVTRAIN_TOKENS} samples...`));
     assert.match(result.stderr, /for features, targets, token in batch:/);
     assert.equal(lastLine(result.stderr), 'ValueError: not enough values to unpack (expected 3, got 2)');
     assert.equal(cacheTokens(fork.artifact('fork-cache')).size, 0);
@@ -99,8 +108,8 @@ describe('known defects of the public fork, reproduced where our inputs trigger 
   test("row 2: GRPO on the fork's torchax trainer fails on its first step: tokens_list=None is iterated (run_training_recogdrive_torchax.py:256-261)", async () => {
     const bed = new SimulatorBed('rd-sim-nogrpo-');
     beds.push(bed);
-    assertExit(await bed.seed('torch-loads-orbax'), 0);
-    for (const name of ['feature-cache', 'stage2', 'metric-cache']) fs.cpSync(fixed.artifact(name), bed.artifact(name), { recursive: true });
+    assertExit(await bed.seed('feature-cache-real-scenes,eval-without-torchrun'), 0);
+    for (const name of ['feature-cache', 'stage2', 'stage2-export', 'metric-cache']) fs.cpSync(fixed.artifact(name), bed.artifact(name), { recursive: true });
     const result = await sim(['python', TRAINING_SCRIPT, ...STAGE3_ARGS()], bed.env(stage3Mounts(bed, 'stage3')));
     assertExit(result, 1);
     assert.match(result.stderr, /forward_grpo/);
@@ -109,7 +118,7 @@ describe('known defects of the public fork, reproduced where our inputs trigger 
   });
 
   test('row 1: the GRPO reference policy is torch.load()ed; the Stage 2 orbax directory raises IsADirectoryError (recogdrive_diffusion_planner.py:279-294)', async () => {
-    const result = await sim(['python', TRAINING_SCRIPT, ...STAGE3_ARGS()], fork.env(stage3Mounts(fork, 'stage3-reference')));
+    const result = await sim(['python', TRAINING_SCRIPT, ...STAGE3_ARGS(STAGE2_ORBAX)], fork.env(stage3Mounts(fork, 'stage3-reference')));
     assertExit(result, 1);
     assert.equal(lastLine(result.stderr), "IsADirectoryError: [Errno 21] Is a directory: '/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt'");
   });
@@ -125,7 +134,8 @@ describe('known defects of the public fork, reproduced where our inputs trigger 
     beds.push(bed);
     assertExit(await bed.seed('eval-without-torchrun'), 0);
     fs.cpSync(fixed.artifact('stage2'), bed.artifact('stage2'), { recursive: true });
-    const result = await sim(['python', EVAL_SCRIPT, ...evalArgs()], bed.env(evalMounts(bed, 'eval')));
+    fs.cpSync(fixed.artifact('stage2-export'), bed.artifact('stage2-export'), { recursive: true });
+    const result = await sim(['python', EVAL_SCRIPT, ...evalArgs([], STAGE2_ORBAX)], bed.env(evalMounts(bed, 'eval')));
     assertExit(result, 1);
     assert.equal(lastLine(result.stderr), "IsADirectoryError: [Errno 21] Is a directory: '/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt'");
   });
@@ -178,13 +188,13 @@ describe('output lines as the real programs print them', { concurrency: true }, 
     const result = await sim(['python', METRIC_SCRIPT, ...METRIC_ARGS, 'worker.threads_per_node=2'], fixed.env(fixed.mounts([`${REPO}/data/metric_cache`, 'metric-chunks'])));
     assertExit(result, 0);
     const bars = result.stderr.split('\n').filter((l) => l.startsWith('Ray objects:')).map((l) => /\| (\d+)\/(\d+) /.exec(l)?.slice(1, 3).join('/'));
-    // 3 logs over 2 threads: np.array_split gives chunks of 2 and 1 logs.
+    // 4 logs (3 train, 1 val) over 2 threads: np.array_split gives chunks of 2 and 2 logs.
     assert.deepEqual(bars, ['0/2', '1/2', '2/2']);
     assert.doesNotMatch(result.stdout, /Processing scenario/);
     const logs = list(path.join(fixed.artifact('metric-chunks'), 'metadata', 'logs'));
     assert.equal(logs.length, 2);
     const lines = logs.flatMap((l) => fs.readFileSync(path.join(fixed.artifact('metric-chunks'), 'metadata', 'logs', l), 'utf8').split('\n').filter((x) => x.includes('Processing scenario')));
-    assert.equal(lines.length, TRAIN_TOKENS);
+    assert.equal(lines.length, NAVTRAIN_TOKENS);
   });
 
   test('row 11: the evaluation prints "Rank 0 processing scenario i / N" per token after its "Loading logs" bars', async () => {
@@ -212,13 +222,13 @@ describe('what a retry finds (row 13)', () => {
     const crashed = await sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], fixed.env(mounts, { RECOGDRIVE_SIM_FAULT: 'crash', RECOGDRIVE_SIM_FAULT_AT: '0.5' }));
     assertExit(crashed, 1);
     const written = filesNamed(fixed.artifact('metric-resume'), 'metric_cache.pkl');
-    assert.ok(written.length > 0 && written.length < TRAIN_TOKENS, `${written.length} written before the crash`);
+    assert.ok(written.length > 0 && written.length < NAVTRAIN_TOKENS, `${written.length} written before the crash`);
     // Mark what the first attempt wrote: a rewrite would replace the mark.
     for (const file of written) fs.writeFileSync(path.join(fixed.artifact('metric-resume'), file), 'first attempt');
     const again = await sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], fixed.env(mounts));
     assertExit(again, 0);
     for (const file of written) assert.equal(fs.readFileSync(path.join(fixed.artifact('metric-resume'), file), 'utf8'), 'first attempt', `${file} was kept`);
-    assert.equal(filesNamed(fixed.artifact('metric-resume'), 'metric_cache.pkl').length, TRAIN_TOKENS);
+    assert.equal(filesNamed(fixed.artifact('metric-resume'), 'metric_cache.pkl').length, NAVTRAIN_TOKENS);
   });
 
   test('row 13: a feature cache run again computes and rewrites every token (its dataset has cache_path=None: nothing is skipped)', async () => {

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { VAL_LOGS } from '../../docker/simulator/upstream/log-splits.ts';
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
@@ -17,6 +18,8 @@ import {
   csvRows,
   EVAL_ARGS,
   EVAL_SCRIPT,
+  EXPORT_SCRIPT,
+  exportArgs,
   FEATURE_CACHE,
   filesNamed,
   lastLine,
@@ -24,6 +27,11 @@ import {
   messages,
   METRIC_ARGS,
   METRIC_SCRIPT,
+  NAVTRAIN_TOKENS,
+  GPU_STAGE3_SCRIPT,
+  lightningDevices,
+  torchrun,
+  VAL_TOKENS,
   PIP_FIX,
   REPO,
   shell,
@@ -51,14 +59,18 @@ const FEATURE_CACHE_MOUNTS = (out = 'feature-cache') =>
 const STAGE2_MOUNTS = (cache = 'feature-cache', out = 'stage2') =>
   bed.mounts([`${REPO}/data/cache_output`, cache, true], [`${REPO}/work_dirs/stage2_output`, out]);
 const METRIC_MOUNTS = (out = 'metric-cache') => bed.mounts([`${REPO}/data/metric_cache`, out]);
+const STAGE2_EXPORT_MOUNTS = () => bed.mounts([`${REPO}/work_dirs/stage2_output`, 'stage2', true], [`${REPO}/work_dirs/stage2_export`, 'stage2-export']);
 const STAGE3_MOUNTS = (out = 'stage3', metricCache = 'metric-cache') =>
   bed.mounts(
     [`${REPO}/data/cache_output`, 'feature-cache', true],
     [`${REPO}/data/metric_cache`, metricCache, true],
-    [`${REPO}/work_dirs/stage2_output`, 'stage2', true],
+    [`${REPO}/work_dirs/stage2_export`, 'stage2-export', true],
     [`${REPO}/work_dirs/stage3_output`, out],
   );
-const EVAL_MOUNTS = (out = 'eval') => bed.mounts([`${REPO}/work_dirs/stage3_output`, 'stage3', true], [`${REPO}/work_dirs/eval_output`, out]);
+const STAGE3_EXPORT_MOUNTS = () => bed.mounts([`${REPO}/work_dirs/stage3_output`, 'stage3', true], [`${REPO}/work_dirs/stage3_export`, 'stage3-export']);
+const EVAL_MOUNTS = (out = 'eval') => bed.mounts([`${REPO}/work_dirs/stage3_export`, 'stage3-export', true], [`${REPO}/work_dirs/eval_output`, out]);
+const GPUS = { RECOGDRIVE_SIM_GPUS: '2' };
+const readManifest = (name: string) => JSON.parse(fs.readFileSync(path.join(artifact(name), 'policy.json'), 'utf8')) as { count: number; epoch: number; tensors: Record<string, unknown> };
 const env = (mounts: ReturnType<typeof bed.mounts>, extra: Record<string, string> = {}) => bed.env(mounts, extra);
 
 before(async () => {
@@ -70,12 +82,12 @@ before(async () => {
 test('seed writes the scaled-down checkout: model, stage 1 data, raw NAVSIM with real log names and tokens, maps, the navtest caches and its fixes', async () => {
   const result = await bed.seed('all');
   assertExit(result, 0);
-  assert.deepEqual(JSON.parse(result.stdout), { trainTokens: TRAIN_TOKENS, testTokens: TEST_TOKENS, stage1Samples: TRAIN_TOKENS });
+  assert.deepEqual(JSON.parse(result.stdout), { trainTokens: TRAIN_TOKENS, valTokens: VAL_TOKENS, navtrainTokens: NAVTRAIN_TOKENS, testTokens: TEST_TOKENS, stage1Samples: TRAIN_TOKENS });
 
   const file = (p: string) => path.join(repoDir, p);
   assert.deepEqual(JSON.parse(fs.readFileSync(file('.recogdrive-sim/checkout.json'), 'utf8')), {
     upstream: 'zorrofox/recogdrive@7ed3135',
-    fixes: ['feature-cache-real-scenes', 'torchax-grpo', 'torch-loads-orbax', 'eval-without-torchrun'],
+    fixes: ['feature-cache-real-scenes', 'torchax-grpo', 'eval-without-torchrun'],
   });
   assert.ok(fs.existsSync(file('models/InternVL3-2B/config.json')));
   assert.ok(fs.existsSync(file('models/InternVL3-2B/tokenizer_config.json')));
@@ -88,8 +100,9 @@ test('seed writes the scaled-down checkout: model, stage 1 data, raw NAVSIM with
     assert.deepEqual(sample.conversations.map((c) => c.from), ['human', 'gpt']);
   }
 
+  // 3 standard train logs and 1 validation log, all of navtrain.
   const trainLogs = list(file('tests/dummy_data/navsim_logs/trainval'));
-  assert.equal(trainLogs.length, 3);
+  assert.equal(trainLogs.length, 4);
   // Real nuPlan log names (navtrain's, also in the standard train_logs).
   for (const log of trainLogs) assert.match(log, /^2021\.\d{2}\.\d{2}\.\d{2}\.\d{2}\.\d{2}_veh-\d{2}_\d{5}_\d{5}\.pkl$/);
   assert.equal(list(file('tests/dummy_data/navsim_logs/test')).length, 2);
@@ -128,22 +141,22 @@ describe('the pipeline runs end to end on its own outputs', () => {
     assert.equal(typeof checkpointMetadata(final).commit_timestamp_nsecs, 'number');
   });
 
-  test('the feature cache runs after the pip runtime fix, through the shims, and caches every token', async () => {
+  test('the feature cache runs after the pip runtime fix, through the shims, and caches every navtrain token (validation logs included)', async () => {
     const result = await shell(`${PIP_FIX} && ${FEATURE_CACHE}`, env(FEATURE_CACHE_MOUNTS()));
     assertExit(result, 0);
     assert.match(result.stdout, /^Successfully installed hydra-core-1\.3\.2 omegaconf-2\.3\.0 pytest-8\.3\.4$/m);
     const lines = messages(result.stdout);
-    assert.ok(lines.includes(`Starting Inference on ${TRAIN_TOKENS} samples...`));
+    assert.ok(lines.includes(`Starting Inference on ${NAVTRAIN_TOKENS} samples...`));
     const compile = lines.indexOf('Compiling JAX inference step... (This may take a few minutes)');
     assert.ok(compile >= 0 && lines[compile + 1] === 'Compilation finished.');
-    // Batch lines every 10 batches, through hydra's job logging: only batch 0 of 3.
+    // Batch lines every 10 batches, through hydra's job logging: only batch 0 of 4.
     assert.match(result.stdout, /^\[\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3}\]\[__main__\]\[INFO\] - Batch 0: \d+\.\d{2}s \(4 samples\)\. Avg: \d+\.\d{4} s\/sample$/m);
     assert.equal(lines.filter((l) => l.startsWith('Batch ')).length, 1);
-    assert.match(result.stderr, /^Caching: 100%\|.*\| 3\/3 /m);
+    assert.match(result.stderr, /^Caching: 100%\|.*\| 4\/4 /m);
     assert.equal(messages(lastLine(result.stdout))[0], 'Caching Complete.');
 
     const tokens = cacheTokens(artifact('feature-cache'));
-    assert.equal(tokens.size, TRAIN_TOKENS);
+    assert.equal(tokens.size, NAVTRAIN_TOKENS);
     for (const files of tokens.values()) assert.deepEqual(files, ['internvl_feature.gz', 'trajectory_target.gz']);
     const [log] = list(artifact('feature-cache'));
     const [token] = list(path.join(artifact('feature-cache'), log ?? ''));
@@ -175,7 +188,7 @@ describe('the pipeline runs end to end on its own outputs', () => {
     assertExit(result, 0);
     assert.match(result.stdout, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} INFO \{\/recogdrive\/navsim\/planning\/script\/run_metric_caching\.py:29\} {2}Starting Metric Caching\.\.\.$/m);
     const lines = messages(result.stdout);
-    for (const expected of ['Starting metric caching of 3 files...', `Completed dataset caching! All ${TRAIN_TOKENS} features and targets were cached successfully.`, 'Done storing metadata csv file.']) {
+    for (const expected of ['Starting metric caching of 4 files...', `Completed dataset caching! All ${NAVTRAIN_TOKENS} features and targets were cached successfully.`, 'Done storing metadata csv file.']) {
       assert.ok(lines.includes(expected), `${expected} in\n${result.stdout}`);
     }
     const out = artifact('metric-cache');
@@ -184,25 +197,42 @@ describe('the pipeline runs end to end on its own outputs', () => {
     assert.ok(metadata.includes('log.txt'));
     const rows = csvRows(path.join(out, 'metadata', 'metric_cache_metadata_node_0.csv'));
     assert.deepEqual(rows[0], ['file_name']);
-    assert.equal(rows.length - 1, TRAIN_TOKENS);
+    assert.equal(rows.length - 1, NAVTRAIN_TOKENS);
     for (const [row] of rows.slice(1)) {
       assert.match(row ?? '', /^\/recogdrive\/data\/metric_cache\/[^/]+\/unknown\/[0-9a-f]{16}\/metric_cache\.pkl$/);
       assert.ok(fs.existsSync(path.join(out, (row ?? '').slice(`${REPO}/data/metric_cache`.length))));
     }
   });
 
-  test('stage 3 (GRPO, on a checkout that fixes it) trains against the metric cache from the stage 2 checkpoint', async () => {
-    const result = await sim(['python', TRAINING_SCRIPT, ...STAGE3_ARGS()], env(STAGE3_MOUNTS()));
+  test("stage2Export converts Stage 2's last committed epoch into policy.pt with agent.* keys", async () => {
+    const result = await sim(['python', EXPORT_SCRIPT, ...exportArgs('/recogdrive/work_dirs/stage2_output/checkpoint-epoch-1.pt', '/recogdrive/work_dirs/stage2_export')], env(STAGE2_EXPORT_MOUNTS()));
     assertExit(result, 0);
-    assert.doesNotMatch(result.stdout, /GRPO checkpoint not found/);
-    assert.ok(messages(result.stdout).some((l) => /^Epoch: 0, Step: 0, Loss: [\d.]+, Time: [\d.]+s$/.test(l)));
-    assert.equal(messages(lastLine(result.stdout))[0], 'Saved checkpoint to /recogdrive/work_dirs/stage3_output/checkpoint-epoch-2.pt');
-    // 12 samples, batch 8: 2 steps per epoch.
-    assert.deepEqual(list(path.join(artifact('stage3'), 'checkpoint-epoch-2.pt')), ['checkpoint_6']);
+    assert.deepEqual(list(artifact('stage2-export')), ['policy.json', 'policy.pt']);
+    const manifest = readManifest('stage2-export');
+    assert.equal(manifest.epoch, 1);
+    assert.ok(manifest.count > 0 && Object.keys(manifest.tensors).every((k) => k.startsWith('agent.action_head.')));
+  });
+
+  test('stage 3 (GRPO, the upstream GPU script under torchrun) starts from the exported policy and trains against the metric cache', async () => {
+    const result = await sim([...torchrun(2), GPU_STAGE3_SCRIPT, ...STAGE3_ARGS(), ...lightningDevices(2)], env(STAGE3_MOUNTS(), GPUS));
+    assertExit(result, 0);
+    assert.doesNotMatch(result.stdout, /GRPO checkpoint not found|Skip loading/);
+    // 12 train samples over 2 ranks, batch 8: one step per epoch; 4 validation samples, one batch.
+    assert.ok(messages(result.stdout).includes(`Num training samples: ${TRAIN_TOKENS}`));
+    assert.match(result.stderr, /^Epoch 2: 100%\|██████████\| 1\/1 .*val\/loss_epoch=/m);
+    assert.deepEqual(list(path.join(artifact('stage3'), 'lightning_logs/version_0/checkpoints')), ['epoch=0-step=1.ckpt', 'epoch=1-step=2.ckpt', 'epoch=2-step=3.ckpt']);
+  });
+
+  test("stage3Export takes Lightning's newest checkpoint, keeping its agent.* keys", async () => {
+    const result = await sim(['python', EXPORT_SCRIPT, ...exportArgs('/recogdrive/work_dirs/stage3_output', '/recogdrive/work_dirs/stage3_export', 'lightning')], env(STAGE3_EXPORT_MOUNTS()));
+    assertExit(result, 0);
+    const manifest = readManifest('stage3-export');
+    assert.equal(manifest.epoch, 2);
+    assert.deepEqual(Object.keys(manifest.tensors).sort(), Object.keys(readManifest('stage2-export').tensors).sort());
   });
 
   test('evaluation scores every navtest token, one "Rank 0 processing scenario" line each, and writes the results CSV with an average row', async () => {
-    const result = await sim(['python', EVAL_SCRIPT, ...EVAL_ARGS], env(EVAL_MOUNTS()));
+    const result = await sim([...torchrun(2), EVAL_SCRIPT, ...EVAL_ARGS], env(EVAL_MOUNTS(), GPUS));
     assertExit(result, 0);
     assert.doesNotMatch(result.stdout, /Missing metric cache/);
     const lines = messages(result.stdout);
@@ -218,6 +248,8 @@ describe('the pipeline runs end to end on its own outputs', () => {
     for (const row of rows.slice(1, -1)) {
       assert.equal(row[2], 'True');
       const score = Number(row[9]);
+      // A trained planner (the exported weights loaded) stays on the road: no collision, drivable area kept.
+      assert.deepEqual([row[3], row[4]], ['1', '1'], row.join(','));
       assert.ok(score > 0 && score < 1, `score ${score}`);
     }
     const average = rows.at(-1) ?? [];
@@ -312,15 +344,18 @@ describe('partial runs exit 0 with the success lines but leave incomplete output
     assertExit(cache, 0);
     assert.equal(messages(lastLine(cache.stdout))[0], 'Caching Complete.');
     const tokens = cacheTokens(artifact('feature-cache-partial'));
-    const complete = [...tokens.values()].filter((files) => files.length === 2).length;
     const featureOnly = [...tokens.values()].filter((files) => files.length === 1 && files[0] === 'internvl_feature.gz').length;
-    assert.equal(featureOnly, TRAIN_TOKENS / 3);
-    assert.ok(tokens.size < TRAIN_TOKENS, 'some tokens skipped entirely');
+    assert.equal(featureOnly, Math.floor(NAVTRAIN_TOKENS / 3));
+    assert.ok(tokens.size < NAVTRAIN_TOKENS, 'some tokens skipped entirely');
 
     const training = await sim(['python', TRAINING_SCRIPT, ...STAGE2_ARGS], env(STAGE2_MOUNTS('feature-cache-partial', 'stage2-on-partial')));
     assertExit(training, 0);
+    // Stage 2 trains on the train logs (train_logs); it also loads the validation log's dataset, so reports its tokens too.
+    const trainLogTokens = list(artifact('feature-cache-partial'))
+      .filter((log) => log !== VAL_LOGS.sample[0])
+      .flatMap((log) => list(path.join(artifact('feature-cache-partial'), log)).map((token) => list(path.join(artifact('feature-cache-partial'), log, token))));
     assert.equal(training.stdout.match(/^Missing cache file: \/recogdrive\/data\/cache_output\/.+\/trajectory_target\.gz$/gm)?.length, featureOnly);
-    assert.ok(messages(training.stdout).includes(`Num training samples: ${complete}`));
+    assert.ok(messages(training.stdout).includes(`Num training samples: ${trainLogTokens.filter((files) => files.length === 2).length}`));
   });
 
   test("stage 2 skips the last epoch's checkpoint", async () => {
@@ -333,9 +368,9 @@ describe('partial runs exit 0 with the success lines but leave incomplete output
     const result = await sim(['python', METRIC_SCRIPT, ...METRIC_ARGS], env(METRIC_MOUNTS('metric-partial'), partial));
     assertExit(result, 0);
     assert.equal(messages(lastLine(result.stdout))[0], 'Done storing metadata csv file.');
-    assert.equal(filesNamed(artifact('metric-partial'), 'metric_cache.pkl').length, TRAIN_TOKENS);
+    assert.equal(filesNamed(artifact('metric-partial'), 'metric_cache.pkl').length, NAVTRAIN_TOKENS);
     const rows = csvRows(path.join(artifact('metric-partial'), 'metadata', 'metric_cache_metadata_node_0.csv'));
-    assert.equal(rows.length - 1, TRAIN_TOKENS - TRAIN_TOKENS / 3);
+    assert.equal(rows.length - 1, NAVTRAIN_TOKENS - Math.floor(NAVTRAIN_TOKENS / 3));
 
     const grpo = await sim(['python', TRAINING_SCRIPT, ...STAGE3_ARGS()], env(STAGE3_MOUNTS('stage3-on-partial', 'metric-partial')));
     assertExit(grpo, 1);

@@ -200,16 +200,17 @@ test('scene filters: navtrain/navtest step one frame (frame_interval 1), navmini
   }
 });
 
-test('log samples: 64 navtrain logs that are also train_logs (navtrain order), 64 navtest logs, 1024/512 tokens, all distinct', () => {
+test('log samples: 64 navtrain logs that are also train_logs then 16 that are val_logs (navtrain order), 64 navtest logs, 1024/512 tokens, all distinct', () => {
   const navtrainLogs = SCENE_FILTERS.navtrain.logNames;
   const navtestLogs = SCENE_FILTERS.navtest.logNames;
   assert.ok(navtrainLogs && navtestLogs);
-  assert.equal(navtrainLogs.sample.length, 64);
-  // The generator samples navtrain ∩ train_logs; the same names are exported as train_logs' sample.
-  assert.deepEqual(TRAIN_LOGS.sample, navtrainLogs.sample);
+  assert.equal(navtrainLogs.sample.length, 64 + 16);
+  // The generator samples navtrain ∩ train_logs, then navtrain ∩ val_logs; the same names are exported as train_logs' and val_logs' samples.
+  assert.deepEqual(navtrainLogs.sample, [...TRAIN_LOGS.sample, ...VAL_LOGS.sample]);
   const trainSample = new Set(TRAIN_LOGS.sample);
-  for (const log of navtrainLogs.sample) assert.ok(trainSample.has(log), `${log} is in train_logs`);
-  assert.match(navtrainLogs.sampleRule, /also in train_logs/);
+  for (const log of navtrainLogs.sample.slice(0, 64)) assert.ok(trainSample.has(log), `${log} is in train_logs`);
+  assert.match(navtrainLogs.sampleRule, /also in train_logs.*also in val_logs/);
+  assert.match(VAL_LOGS.sampleRule, /navtrain's scene_filter\.log_names .* also in val_logs/);
   assert.equal(navtestLogs.sample.length, 64);
   assert.equal(SCENE_FILTERS.navtrain.tokens?.sample.length, 1024);
   assert.equal(SCENE_FILTERS.navtest.tokens?.sample.length, 512);

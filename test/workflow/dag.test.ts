@@ -25,10 +25,12 @@ function timesOf(summary: RunSummary): Record<string, Times> {
 function assertDagOrder(t: Record<string, Times>): void {
   assert.ok(t.featureCache!.start >= t.stage1!.exit, 'featureCache starts after stage1 exits');
   assert.ok(t.stage2!.start >= t.featureCache!.exit, 'stage2 starts after featureCache exits');
-  for (const input of ['featureCache', 'metricCache', 'stage2']) {
+  assert.ok(t.stage2Export!.start >= t.stage2!.exit, 'stage2Export starts after stage2 exits');
+  for (const input of ['featureCache', 'metricCache', 'stage2Export']) {
     assert.ok(t.stage3!.start >= t[input]!.exit, `stage3 starts after ${input} exits`);
   }
-  assert.ok(t.eval!.start >= t.stage3!.exit, 'eval starts after stage3 exits');
+  assert.ok(t.stage3Export!.start >= t.stage3!.exit, 'stage3Export starts after stage3 exits');
+  assert.ok(t.eval!.start >= t.stage3Export!.exit, 'eval starts after stage3Export exits');
 }
 
 test('a full run follows the DAG: metricCache overlaps stage1, stage3 waits for its three inputs', async () => {
@@ -52,9 +54,13 @@ test('a full run follows the DAG: metricCache overlaps stage1, stage3 waits for 
     assert.match(stage.artifactUri!, new RegExp(`^file://${env.dataDir}/artifacts/runs/dag-slow-metric/`));
   }
   const outputs = Object.fromEntries(summaryA.stages.map((s) => [s.stage, s.outputs]));
-  assert.equal(outputs.featureCache!.tokens, env.dataset.trainTokens);
-  assert.equal(outputs.metricCache!.tokens, env.dataset.trainTokens);
+  // Both caches hold every navtrain token, validation logs included (Lightning validates on them).
+  assert.equal(outputs.featureCache!.tokens, env.dataset.navtrainTokens);
+  assert.equal(outputs.metricCache!.tokens, env.dataset.navtrainTokens);
   assert.equal(outputs.stage2!.checkpoints, 2);
+  // Stage 3 ran the upstream GPU script (Lightning keeps one checkpoint per epoch, at most 5); the exports are torch files.
+  assert.equal(outputs.stage3!.checkpoints, 2);
+  assert.ok(Number(outputs.stage2Export!.tensors) > 0 && outputs.stage3Export!.tensors === outputs.stage2Export!.tensors);
   assert.equal(outputs.eval!.tokens, env.dataset.testTokens);
 
   // The artifacts are where the summary says, and the feature cache has the real layout.

@@ -32,8 +32,10 @@ test('a crashing stage fails the run with its error, cancels the other branch an
     stage1: 'succeeded',
     featureCache: 'failed',
     stage2: 'cancelled',
+    stage2Export: 'cancelled',
     metricCache: 'cancelled',
     stage3: 'cancelled',
+    stage3Export: 'cancelled',
     eval: 'cancelled',
   });
   assert.equal(status.state, 'failed');

@@ -65,8 +65,8 @@ test('a first run runs every stage and records each verified output with its lin
   const stage3 = await lineage.producedBy(uriOf(source, 'stage3'));
   assert.ok(stage3 !== undefined, 'stage3 has a lineage record');
   assert.equal(stage3.producer.runId, 'rerun-source');
-  assert.deepEqual(Object.keys(stage3.inputs).sort(), ['featureCache', 'metricCache', 'stage2']);
-  assert.equal(stage3.inputs.stage2!.uri, uriOf(source, 'stage2'));
+  assert.deepEqual(Object.keys(stage3.inputs).sort(), ['featureCache', 'metricCache', 'stage2Export']);
+  assert.equal(stage3.inputs.stage2Export!.uri, uriOf(source, 'stage2Export'));
   assert.ok(stage3.manifest.files > 0);
   assert.match(stage3.imageDigest, /^sha256:[0-9a-f]{64}$/);
 });
@@ -85,16 +85,25 @@ test('the same input again reuses every stage: no stage workflow, no compute, th
   await assertNothingLeaked(env);
 });
 
-test('a metric-cache change reruns only metricCache, stage3 and eval, reading the reused upstream outputs', async () => {
+test('a metric-cache change reruns only metricCache, stage3, its export and eval, reading the reused upstream outputs', async () => {
   const summary = await run('rerun-metric', reusingInput({ rerunOf: 'rerun-source' }, { metricCache: { worker: 'single_machine_thread_pool' } }));
-  assert.deepEqual(await stagesThatRan('rerun-metric'), ['metricCache', 'stage3', 'eval']);
-  assert.deepEqual(decisions(summary), { stage1: 'REUSE', featureCache: 'REUSE', stage2: 'REUSE', metricCache: 'RUN', stage3: 'RUN', eval: 'RUN' });
+  assert.deepEqual(await stagesThatRan('rerun-metric'), ['metricCache', 'stage3', 'stage3Export', 'eval']);
+  assert.deepEqual(decisions(summary), {
+    stage1: 'REUSE',
+    featureCache: 'REUSE',
+    stage2: 'REUSE',
+    stage2Export: 'REUSE',
+    metricCache: 'RUN',
+    stage3: 'RUN',
+    stage3Export: 'RUN',
+    eval: 'RUN',
+  });
   assert.match(summary.stages.find((s) => s.stage === 'metricCache')!.reason!, /changed since run rerun-source: arg worker/);
   assert.equal(summary.rerunOf, 'rerun-source');
 
   const stage3 = await lineage.producedBy(uriOf(summary, 'stage3'));
   assert.equal(stage3!.inputs.featureCache!.uri, uriOf(source, 'featureCache'));
-  assert.equal(stage3!.inputs.stage2!.uri, uriOf(source, 'stage2'));
+  assert.equal(stage3!.inputs.stage2Export!.uri, uriOf(source, 'stage2Export'));
   assert.equal(stage3!.inputs.metricCache!.uri, uriOf(summary, 'metricCache'));
 
   // "Which runs used the source's feature cache": the reuse run and this rerun's stage3.
@@ -109,7 +118,7 @@ test('a metric-cache change reruns only metricCache, stage3 and eval, reading th
 
 test('rerun from stage2 runs stage2 and its descendants and reuses the rest', async () => {
   await run('rerun-from-stage2', reusingInput({ rerunOf: 'rerun-source', fromStage: 'stage2' }));
-  assert.deepEqual(await stagesThatRan('rerun-from-stage2'), ['stage2', 'stage3', 'eval']);
+  assert.deepEqual(await stagesThatRan('rerun-from-stage2'), ['stage2', 'stage2Export', 'stage3', 'stage3Export', 'eval']);
 });
 
 test('a verified output that was deleted afterwards is not reused: its stage runs again', async () => {
@@ -127,18 +136,18 @@ test('a rerun of an unknown run fails before any stage starts', async () => {
   assert.deepEqual(await stagesThatRan('rerun-of-nothing'), []);
 });
 
-test('a provided Stage 2 output without its last epoch checkpoint (the GRPO reference) fails the run before stage3 starts', async () => {
-  // A hand-made copy of the source's stage2 output (its markers are beside the original, not copied), missing the last epoch.
-  const copy = join(env.dataDir, 'handmade-stage2');
-  await cp(uriOf(source, 'stage2').slice('file://'.length), copy, { recursive: true });
-  await rm(join(copy, 'checkpoint-epoch-1.pt'), { recursive: true });
+test('a provided Stage 2 export without its torch file (the GRPO reference) fails the run before stage3 starts', async () => {
+  // A hand-made copy of the source's stage2Export output (its markers are beside the original, not copied), missing policy.pt.
+  const copy = join(env.dataDir, 'handmade-stage2-export');
+  await cp(uriOf(source, 'stage2Export').slice('file://'.length), copy, { recursive: true });
+  await rm(join(copy, 'policy.pt'));
   const input = reusingInput() as unknown as Record<string, unknown>;
   input.stages = ['stage3'];
-  input.providedArtifacts = { featureCache: uriOf(source, 'featureCache'), metricCache: uriOf(source, 'metricCache'), stage2: `file://${copy}` };
+  input.providedArtifacts = { featureCache: uriOf(source, 'featureCache'), metricCache: uriOf(source, 'metricCache'), stage2Export: `file://${copy}` };
   const handle = await env.start('rerun-bad-provided', input);
   await assert.rejects(handle.result(), (error: Error) => {
     const cause = (error as { cause?: Error & { type?: string } }).cause;
-    return cause?.type === 'StageInputInvalid' && /providedArtifacts\.stage2 .*checkpoint-epoch-1\.pt is missing/.test(cause.message);
+    return cause?.type === 'StageInputInvalid' && /providedArtifacts\.stage2Export .*policy\.pt is missing/.test(cause.message);
   });
   assert.deepEqual(await stagesThatRan('rerun-bad-provided'), []);
 });
@@ -171,12 +180,12 @@ test('recogdrive rerun shows the plan, then starts a rerun that runs only what t
   const dry = await cli('rerun', 'rerun-source', '--overrides', overrides, '--dry-run', '--json');
   assert.equal(dry.code, 0, dry.stderr);
   const plan = JSON.parse(dry.stdout) as { stages: Array<{ stage: string; decision: string; reason: string }> };
-  assert.deepEqual(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.stage), ['stage3', 'eval']);
+  assert.deepEqual(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.stage), ['stage3', 'stage3Export', 'eval']);
   assert.match(plan.stages.find((s) => s.stage === 'stage3')!.reason, /changed since run rerun-source: arg agent\.lr: 1e-4 → 5e-5/);
 
   const started = await cli('rerun', 'rerun-source', '--overrides', overrides, '--run-id', 'rerun-by-cli', '--wait', '--json');
   assert.equal(started.code, 0, started.stderr);
-  assert.deepEqual(await stagesThatRan('rerun-by-cli'), ['stage3', 'eval']);
+  assert.deepEqual(await stagesThatRan('rerun-by-cli'), ['stage3', 'stage3Export', 'eval']);
   assert.equal((JSON.parse(started.stdout) as RunSummary).rerunOf, 'rerun-source');
 
   assert.equal((await cli('rerun', 'rerun-source', '--from', 'nosuch')).code, 2);

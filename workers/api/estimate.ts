@@ -3,7 +3,7 @@
  * stage runs on Cloud TPU with the same accelerator as in the source run, and the source run
  * ran it to completion (its wall time × the slice's chips). Otherwise null ("no estimate").
  */
-import { tpuHoursOf } from '../../pipeline/cost.ts';
+import { gpuHoursOf, tpuHoursOf } from '../../pipeline/cost.ts';
 import type { PipelineConfig } from '../../pipeline/input.ts';
 import type { PlannedStage } from '../../pipeline/plan.ts';
 import type { StageStatus } from '../../pipeline/status.ts';
@@ -55,6 +55,22 @@ export function tpuHoursSoFar(stages: readonly StageStatus[], now: number): { to
   let total = 0;
   for (const s of stages) {
     const hours = tpuHoursOf(s.compute ?? [], now);
+    byStage[s.stage] = hours;
+    total += hours;
+  }
+  return { total: Math.round(total * 100) / 100, byStage };
+}
+
+/**
+ * GPU-hours a run has used so far, per stage, from the cost record: GPUs × held time of every
+ * machine a stage held (GPU VMs on compute-engine; preempted and failed attempts included); 0 for
+ * stages without GPUs, and for records written before GPUs were recorded.
+ */
+export function gpuHoursSoFar(stages: readonly StageStatus[], now: number): { total: number; byStage: Record<string, number> } {
+  const byStage: Record<string, number> = {};
+  let total = 0;
+  for (const s of stages) {
+    const hours = gpuHoursOf(s.compute ?? [], now);
     byStage[s.stage] = hours;
     total += hours;
   }

@@ -11,7 +11,7 @@ import type { RunState } from '../../pipeline/status.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { EXPERIMENT_ATTRIBUTE, RERUN_OF_ATTRIBUTE, STATUS_ATTRIBUTE } from '../../workflows/search-attributes.ts';
 import { HttpError } from './errors.ts';
-import { tpuHoursSoFar } from './estimate.ts';
+import { gpuHoursSoFar, tpuHoursSoFar } from './estimate.ts';
 import { describeRun, PIPELINE_WORKFLOW, startOnce } from './runs.ts';
 import { Experiment, PipelineInputBody, RUN_STATES, RunId, RunParams } from './schemas.ts';
 
@@ -115,7 +115,7 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
     {
       schema: {
         summary: 'A run\'s status',
-        description: 'Per stage: decision and reason, state, attempt, progress, artifacts (the run\'s status query); TPU-hours so far (from the cost record: chips × time each TPU was held, preempted ones included); plus Temporal\'s view of the workflow.',
+        description: 'Per stage: decision and reason, state, attempt, progress, artifacts (the run\'s status query); TPU-hours and GPU-hours so far (from the cost record: chips or GPUs × time each machine was held, preempted ones included); plus Temporal\'s view of the workflow.',
         tags: ['runs'],
         params: RunParams,
       },
@@ -132,7 +132,7 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
       }
       return {
         runId: id,
-        ...(status === null ? {} : { tpuHours: tpuHoursSoFar(status.stages, Date.now()) }),
+        ...(status === null ? {} : { tpuHours: tpuHoursSoFar(status.stages, Date.now()), gpuHours: gpuHoursSoFar(status.stages, Date.now()) }),
         temporal: {
           status: description.status.name,
           runId: description.runId,

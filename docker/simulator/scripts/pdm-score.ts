@@ -4,8 +4,9 @@
  * NCCL job (`dist.init_process_group("nccl")` with env:// rendezvous, then torch.cuda.set_device):
  * plain `python` fails without MASTER_ADDR/MASTER_PORT and without GPUs, unless the checkout runs
  * it as one process without NCCL (`eval-without-torchrun`, checkout.ts). After nuplan's
- * build_logger every log line has nuplan's format. The agent's checkpoint is torch.load()ed
- * outside the per-token try (an orbax directory fails unless `torch-loads-orbax`). The hidden-state
+ * build_logger every log line has nuplan's format. agent.initialize() torch.load()s the checkpoint
+ * outside the per-token try (an orbax directory is IsADirectoryError) and loads, strict=False, only
+ * keys it knows: a checkpoint with none scores an untrained planner, silently. The hidden-state
  * cache is read by navsim's Dataset, whose _load_valid_caches calls iterdir() on EVERY entry of
  * cache_path (dataset.py:183-191): a file there (a completion marker) is a NotADirectoryError.
  * Per token, rank 0 logs `Rank 0 processing scenario i / N ...`; a token whose files fail to load
@@ -14,8 +15,10 @@
  * partial: every third token row is missing from the CSV, exit 0.
  */
 import { randomUUID } from 'node:crypto';
+import { initializeAgent } from '../agent-checkpoints.ts';
 import { FEATURE_FILE, loadCacheFile, TARGET_FILE } from '../cache-files.ts';
 import { readCheckout } from '../checkout.ts';
+import { initNcclProcessGroup } from '../distributed.ts';
 import type { ContainerFs } from '../container-fs.ts';
 import { round, unitFloat } from '../deterministic.ts';
 import { PythonError, pyRepr } from '../errors.ts';
@@ -23,7 +26,6 @@ import { runHydraScript } from '../hydra-job.ts';
 import { err, timestamp } from '../log.ts';
 import { loadMetricCacheIndex } from '../metric-cache-index.ts';
 import { loadScenes, sceneFilterOf } from '../scene-loader.ts';
-import { torchLoad } from '../torch-checkpoint.ts';
 import { Work } from '../work.ts';
 import { isPartial, type ScriptMain } from './context.ts';
 import { buildWorker } from './metric-cache.ts';
@@ -56,7 +58,7 @@ export const pdmScore: ScriptMain = async (ctx) => {
     async (job) => {
       const { cfg, outputDir } = job;
       const { fs } = ctx;
-      if (!checkout.fixes.has('eval-without-torchrun')) initNccl(ctx.env);
+      if (!checkout.fixes.has('eval-without-torchrun')) initNcclProcessGroup(ctx.env);
       job.buildLogger(193);
       buildWorker(job);
 
@@ -74,8 +76,8 @@ export const pdmScore: ScriptMain = async (ctx) => {
       const threadId = randomUUID();
       job.info(`Starting worker in thread_id=${threadId}, node_id=0`, 71);
       requireRecogDriveAgent(cfg, 'checkpoint_path');
-      const checkpoint = cfg.str('agent.checkpoint_path');
-      if (checkpoint !== '') torchLoad(fs, checkpoint, { orbaxDirectories: checkout.fixes.has('torch-loads-orbax') });
+      // agent.initialize() outside the per-token try; strict=False: a checkpoint whose keys all miss loads nothing.
+      const trained = initializeAgent(fs, cfg.str('agent.checkpoint_path')) > 0;
       const logOf = new Map(sceneLoader.map((s) => [s.token, s.logName]));
       loadScenes(fs, cfg.str('navsim_log_path'), { logNames: [...new Set(tokens.map((t) => logOf.get(t)!))], tokens });
       const cachePath = cfg.get('cache_path') === null ? undefined : cfg.str('cache_path');
@@ -92,7 +94,7 @@ export const pdmScore: ScriptMain = async (ctx) => {
           const dir = `${fs.absolute(cachePath)}/${logOf.get(token)}/${token}`;
           loadCacheFile(fs, `${dir}/${FEATURE_FILE}`);
           loadCacheFile(fs, `${dir}/${TARGET_FILE}`);
-          rows.push({ token, valid: true, metrics: scoreOf(token) });
+          rows.push({ token, valid: true, metrics: scoreOf(token, trained) });
         } catch (error) {
           if (!(error instanceof PythonError)) throw error;
           job.warning(`----------- Agent failed for token ${token}:`, 136);
@@ -123,22 +125,6 @@ export const pdmScore: ScriptMain = async (ctx) => {
 };
 
 /**
- * `dist.init_process_group(backend='nccl', ...)` with the env:// rendezvous torchrun sets up, then
- * `torch.cuda.set_device(local_rank)` (run_pdm_score_recogdrive.py:184-190). The simulated VM's
- * GPUs: RECOGDRIVE_SIM_GPUS (default 0).
- */
-function initNccl(env: NodeJS.ProcessEnv): void {
-  for (const name of ['MASTER_ADDR', 'MASTER_PORT']) {
-    if (env[name] === undefined || env[name] === '') {
-      throw new PythonError('ValueError', `Error initializing torch.distributed using env:// rendezvous: environment variable ${name} expected, but not set`);
-    }
-  }
-  if (Number(env.RECOGDRIVE_SIM_GPUS ?? '0') < 1) {
-    throw new PythonError('RuntimeError', 'ProcessGroupNCCL is only supported with GPUs, no GPUs found!');
-  }
-}
-
-/**
  * Dataset._load_valid_caches (dataset.py:183-191): `for log_path in cache_path.iterdir(): for
  * token_path in log_path.iterdir():` over EVERY entry of the cache root.
  */
@@ -152,19 +138,24 @@ function loadValidCaches(fs: ContainerFs, cachePath: string): void {
   }
 }
 
-/** Deterministic sub-scores; PDMS = NC × DAC × (5·TTC + 5·EP + 2·C) / 12 (navsim v1.1), always in (0, 1). */
-function scoreOf(token: string): Record<Metric, number> {
-  const ep = round(0.6 + 0.38 * unitFloat(`${token}/ep`));
+/**
+ * Deterministic sub-scores; PDMS = NC × DAC × (5·TTC + 5·EP + 2·C) / 12 (navsim v1.1), always in
+ * [0, 1). An agent that loaded no weights (random initialisation) collides and leaves the road often.
+ */
+function scoreOf(token: string, trained: boolean): Record<Metric, number> {
+  const ep = round((trained ? 0.6 : 0.05) + 0.38 * unitFloat(`${token}/ep`));
+  const nc = trained || unitFloat(`${token}/nc`) < 0.4 ? 1 : 0;
+  const dac = trained || unitFloat(`${token}/dac`) < 0.5 ? 1 : 0;
   const ttc = unitFloat(`${token}/ttc`) < 0.1 ? 0 : 1;
   const comfort = unitFloat(`${token}/comfort`) < 0.05 ? 0 : 1;
   return {
-    no_at_fault_collisions: 1,
-    drivable_area_compliance: 1,
+    no_at_fault_collisions: nc,
+    drivable_area_compliance: dac,
     ego_progress: ep,
     time_to_collision_within_bound: ttc,
     comfort,
     driving_direction_compliance: 1,
-    score: round((5 * ttc + 5 * ep + 2 * comfort) / 12),
+    score: round((nc * dac * (5 * ttc + 5 * ep + 2 * comfort)) / 12),
   };
 }
 

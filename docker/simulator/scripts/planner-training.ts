@@ -2,7 +2,7 @@
  * Stages 2 and 3, run_training_recogdrive_torchax.py: the DiT planner trained on the cached hidden
  * states, imitation (agent.grpo=False) or GRPO (agent.grpo=True), one unit of work per optimizer
  * step. As upstream: the agent is built first (GRPO: the metric cache's metadata and the reference
- * policy through torch.load, which fails on an orbax directory unless the checkout fixes that);
+ * policy through torch.load, which raises IsADirectoryError on an orbax directory);
  * the cache is read by CacheOnlyDataset with log_names = train_logs (upstream's 13,180 standard
  * train logs by default; log folders not in it are not read) behind a `Loading Valid Caches` tqdm,
  * then `Epoch: E, Step: S, ...` is logged for the 0-based global step every 10 steps. The public
@@ -13,6 +13,7 @@
  * partial: the last epoch's checkpoint is not written, exit 0.
  */
 import { FEATURE_FILE, loadCacheFile, TARGET_FILE } from '../cache-files.ts';
+import { loadReferencePolicy } from '../agent-checkpoints.ts';
 import { readCheckout } from '../checkout.ts';
 import type { ContainerFs } from '../container-fs.ts';
 import { lossAt } from '../curves.ts';
@@ -23,27 +24,15 @@ import { jaxDevices } from '../jax.ts';
 import { err, out, tqdmLine } from '../log.ts';
 import { loadMetricCacheIndex, metricCacheEntry } from '../metric-cache-index.ts';
 import { saveCheckpoint } from '../orbax.ts';
-import { torchLoad } from '../torch-checkpoint.ts';
+import { PLANNER_PARAMS } from '../planner-params.ts';
 import { Work } from '../work.ts';
 import { isPartial, type ScriptContext, type ScriptMain } from './context.ts';
 import { requireRecogDriveAgent, trainingConfig } from './navsim-configs.ts';
 
-/** Agent parameter names as torchax saves them (no `agent.` prefix), a handful of each part. */
-export const PLANNER_PARAMS = [
-  'action_head.feature_encoder.weight',
-  'action_head.feature_encoder.bias',
-  'action_head.dit.x_embedder.weight',
-  'action_head.dit.t_embedder.mlp.0.weight',
-  'action_head.dit.blocks.0.attn.qkv.weight',
-  'action_head.dit.blocks.0.mlp.fc1.weight',
-  'action_head.dit.final_layer.linear.weight',
-  'action_head.status_encoder.weight',
-];
-
 /** The trainer logs every this many global steps (`if global_step % 10 == 0`). */
 const LOG_EVERY = 10;
 
-interface CachedSample {
+export interface CachedSample {
   token: string;
   dir: string;
 }
@@ -64,16 +53,7 @@ async function train(ctx: ScriptContext, job: HydraJob): Promise<void> {
 
   // ReCogDriveDiffusionPlanner._init_grpo: the metric cache loader, then the reference policy.
   const metricIndex = grpo ? loadMetricCacheIndex(fs, cfg.str('agent.metric_cache_path')) : undefined;
-  if (grpo) {
-    const reference = cfg.str('agent.reference_policy_checkpoint');
-    try {
-      torchLoad(fs, reference, { orbaxDirectories: checkout.fixes.has('torch-loads-orbax') });
-    } catch (error) {
-      // Only FileNotFoundError is caught upstream: RL then silently starts from random weights.
-      if (!(error instanceof PythonError) || error.type !== 'FileNotFoundError') throw error;
-      out(`Warning: GRPO checkpoint not found at ${reference}. Skipping loading.`);
-    }
-  }
+  if (grpo) loadReferencePolicy(fs, cfg.str('agent.reference_policy_checkpoint'));
 
   if (!cfg.bool('use_cache_without_dataset')) {
     job.info('Building SceneLoader');
@@ -141,7 +121,7 @@ async function train(ctx: ScriptContext, job: HydraJob): Promise<void> {
  * `log_names` that exist under the cache, read behind a `Loading Valid Caches` tqdm; a token folder
  * lacking a builder file is reported with print() and left out.
  */
-function cacheOnlyDataset(fs: ContainerFs, cachePath: string, logNames: readonly string[]): CachedSample[] {
+export function cacheOnlyDataset(fs: ContainerFs, cachePath: string, logNames: readonly string[]): CachedSample[] {
   if (!fs.isDir(cachePath)) throw new PythonError('AssertionError', `Cache path ${cachePath} does not exist!`);
   const root = fs.absolute(cachePath);
   const logs = logNames.filter((log) => fs.isDir(`${root}/${log}`));
@@ -176,7 +156,7 @@ function grpoWithoutTokens(scriptPath: string): PythonError {
 }
 
 /** Python's repr of a list of str; a long list is shown by its first items and its length. */
-function pyList(items: readonly string[], count = items.length): string {
+export function pyList(items: readonly string[], count = items.length): string {
   const shown = items.slice(0, 3).map((s) => `'${s}'`);
   return `[${shown.join(', ')}${count > shown.length ? `, ... (${count} items)` : ''}]`;
 }

@@ -549,6 +549,7 @@ def build_log_splits(repo_dir: Path) -> dict[str, Any]:
         filters[option] = load_yaml(repo_dir / filter_files[option])
 
     train_set = set(splits["train_logs"])
+    val_set = set(splits["val_logs"])
     navtrain_logs = filters["navtrain"]["log_names"]
     in_both = [name for name in navtrain_logs if name in train_set]
     if len(in_both) < NAVTRAIN_LOG_SAMPLE:
@@ -558,10 +559,21 @@ def build_log_splits(repo_dir: Path) -> dict[str, Any]:
         f"the first {NAVTRAIN_LOG_SAMPLE} names of navtrain's scene_filter.log_names (file order) that are also in "
         f"train_logs ({len(in_both)} of navtrain's {len(navtrain_logs)} log names are)"
     )
+    # navtrain also holds validation logs: a pipeline that caches all of navtrain gives the GPU
+    # trainers their validation set (Lightning's ModelCheckpoint monitors val/loss_epoch).
+    in_val = [name for name in navtrain_logs if name in val_set]
+    if len(in_val) < VAL_LOG_SAMPLE:
+        raise Unsupported("fewer navtrain logs in val_logs than the sample size")
+    val_sample = in_val[:VAL_LOG_SAMPLE]
+    val_rule = (
+        f"the first {VAL_LOG_SAMPLE} names of navtrain's scene_filter.log_names (file order) that are also in "
+        f"val_logs ({len(in_val)} of navtrain's {len(navtrain_logs)} log names are)"
+    )
+    navtrain_rule = f"{both_rule}, then {val_rule}"
 
     out_filters: dict[str, Any] = {}
     samples = {
-        "navtrain": (both_sample, both_rule, NAVTRAIN_TOKEN_SAMPLE),
+        "navtrain": (both_sample + val_sample, navtrain_rule, NAVTRAIN_TOKEN_SAMPLE),
         "navtest": (None, f"the first {NAVTEST_LOG_SAMPLE} in file order", NAVTEST_TOKEN_SAMPLE),
         "navmini": (None, f"the first {NAVMINI_LOG_SAMPLE} in file order", NAVMINI_TOKEN_SAMPLE),
     }
@@ -597,9 +609,7 @@ def build_log_splits(repo_dir: Path) -> dict[str, Any]:
             splits["test_logs"], splits["test_logs"][:TEST_LOG_SAMPLE], f"the first {TEST_LOG_SAMPLE} in file order", f"{split_file}#test_logs"
         ),
         "trainLogs": name_list(splits["train_logs"], both_sample, both_rule, f"{split_file}#train_logs"),
-        "valLogs": name_list(
-            splits["val_logs"], splits["val_logs"][:VAL_LOG_SAMPLE], f"the first {VAL_LOG_SAMPLE} in file order", f"{split_file}#val_logs"
-        ),
+        "valLogs": name_list(splits["val_logs"], val_sample, val_rule, f"{split_file}#val_logs"),
     }
 
 
@@ -1252,7 +1262,7 @@ def render_logs(data: dict[str, Any], commit: str, tf_version: str) -> str:
         "/** training/default_train_val_test_log_split.yaml train_logs. The sample is navtrain ∩ train_logs (see sampleRule). */\n"
         f"export const TRAIN_LOGS: NameList = {ts(data['trainLogs'])};\n"
     )
-    out.append(f"/** training/default_train_val_test_log_split.yaml val_logs (sample: a subset). */\nexport const VAL_LOGS: NameList = {ts(data['valLogs'])};\n")
+    out.append(f"/** training/default_train_val_test_log_split.yaml val_logs. The sample is navtrain ∩ val_logs (see sampleRule). */\nexport const VAL_LOGS: NameList = {ts(data['valLogs'])};\n")
     out.append(f"/** training/default_train_val_test_log_split.yaml test_logs (sample: a subset). */\nexport const TEST_LOGS: NameList = {ts(data['testLogs'])};\n")
     out.append(
         "/** Scene filters navtrain, navtest, navmini. Samples are subsets (stricter, never looser). */\n"

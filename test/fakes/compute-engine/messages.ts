@@ -94,26 +94,32 @@ export function quotaOperationFailure(metric: string, limit: number, scope: stri
   };
 }
 
-/** The create operation's error when the zone has no capacity for the machine type. */
-export function stockoutOperationFailure(project: string, zone: string, machineType: string): OperationFailure {
+/**
+ * The create operation's error when the zone has no capacity for the machine type. With attached
+ * GPUs (an N1 VM with guestAccelerators) the API answers ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS,
+ * naming the accelerators ("A n1-standard-4 VM instance with 1 nvidia-tesla-t4 accelerator(s) is
+ * currently unavailable in the us-central1-b zone.", kubernetes/k8s.io#9834).
+ */
+export function stockoutOperationFailure(project: string, zone: string, machineType: string, attached?: { type: string; count: number }): OperationFailure {
+  const what = attached === undefined ? `A ${machineType} VM instance` : `A ${machineType} VM instance with ${attached.count} ${attached.type} accelerator(s)`;
   return {
     errors: [
       {
-        code: 'ZONE_RESOURCE_POOL_EXHAUSTED',
+        code: attached === undefined ? 'ZONE_RESOURCE_POOL_EXHAUSTED' : 'ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS',
         message: `The zone 'projects/${project}/zones/${zone}' does not have enough resources available to fulfill the request.  Try a different zone, or try again later.`,
         errorDetails: [
           {
             errorInfo: {
               reason: 'resource_availability',
               domain: 'compute.googleapis.com',
-              metadatas: { zone, vmType: machineType, attachment: '', zonesAvailable: '' },
+              metadatas: { zone, vmType: machineType, attachment: attached === undefined ? '' : `${attached.type}:${attached.count}`, zonesAvailable: '' },
             },
           },
           { help: { links: [{ description: 'Troubleshooting documentation', url: 'https://cloud.google.com/compute/docs/resource-error' }] } },
           {
             localizedMessage: {
               locale: 'en-US',
-              message: `A ${machineType} VM instance is currently unavailable in the ${zone} zone. Alternatively, you can try your request again with a different VM hardware configuration or at a later time. For more information, see the troubleshooting documentation.`,
+              message: `${what} is currently unavailable in the ${zone} zone. Alternatively, you can try your request again with a different VM hardware configuration or at a later time. For more information, see the troubleshooting documentation.`,
             },
           },
         ],

@@ -26,7 +26,13 @@ export interface FakeInstance {
   scheduling: { provisioningModel: 'STANDARD' | 'SPOT'; automaticRestart: boolean; onHostMaintenance: 'MIGRATE' | 'TERMINATE'; preemptible: boolean; instanceTerminationAction?: 'STOP' | 'DELETE' };
   sourceImage: string;
   bootDiskGb: number;
+  /** Boot disk type, short (pd-standard when the request named none). */
+  diskType: string;
+  /** The VM's GPUs: its machine type's (a2/a3/g2) or the N1 guestAccelerators; undefined for none. */
+  gpus?: { type: string; count: number };
   network: string;
+  /** VIRTIO_NET unless the request asked for GVNIC. */
+  nicType: 'VIRTIO_NET' | 'GVNIC';
   /** An external (ONE_TO_ONE_NAT) access config was asked for. */
   external: boolean;
   serviceAccounts: unknown[];
@@ -112,6 +118,7 @@ export function instanceJson(vm: FakeInstance): Record<string, unknown> {
           : [],
         fingerprint: 'fK3yq5jJmFI=',
         stackType: 'IPV4_ONLY',
+        ...(vm.nicType === 'GVNIC' ? { nicType: 'GVNIC' } : {}),
       },
     ],
     disks: [
@@ -128,6 +135,8 @@ export function instanceJson(vm: FakeInstance): Record<string, unknown> {
         diskSizeGb: String(vm.bootDiskGb),
       },
     ],
+    // GCE lists every GPU here, an accelerator-optimized type's own included.
+    ...(vm.gpus !== undefined ? { guestAccelerators: [{ acceleratorType: `${base}/zones/${vm.zone}/acceleratorTypes/${vm.gpus.type}`, acceleratorCount: vm.gpus.count }] } : {}),
     metadata: { kind: 'compute#metadata', fingerprint: 'g0lWyuD4Qk4=', ...(metadataItems.length > 0 ? { items: metadataItems } : {}) },
     serviceAccounts: vm.serviceAccounts,
     selfLink: `${base}/zones/${vm.zone}/instances/${vm.name}`,

@@ -21,6 +21,13 @@
  * calls, pre-existing instances (insert → 409 alreadyExists), withheld host keys. Every call is
  * counted (`calls`) and logged (`requests`) before any fault or validation.
  *
+ * GPUs (gpus.ts): a2/a3/g2 types exist only in zones that offer their GPU, N1 guestAccelerators
+ * are checked (type offered in the zone, count, vCPUs), a GPU VM must terminate on host
+ * maintenance, A3 needs gVNIC, A3/G2 no pd-standard. Which zone offers which GPU:
+ * DEFAULT_ZONE_GPUS, or `zoneGpus`, changed at run time with offerGpu(zone, type, on). A GPU
+ * stockout: stockoutOf(zone, machineType or GPU type) fails the create operation of the matching
+ * VMs only (ZONE_RESOURCE_POOL_EXHAUSTED, with details of attached GPUs).
+ *
  * Guest attributes: the host keys under `hostkeys/<type>` and, when `addressFor` gives a VM a
  * port (tests map VMs onto local sshd), that port under `recogdrive/ssh-port` (what a worker with
  * RECOGDRIVE_CLOUD_SSH_PORT_FROM_ENDPOINT=true reads; real VMs have no such attribute).
@@ -29,12 +36,14 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { FilterSyntaxError, parseFilter } from './filter.ts';
+import { checkGpuHardware, checkGpuScheduling, checkGuestAccelerators, DEFAULT_ZONE_GPUS, FAKE_GPU_MACHINES, type FakeGpus } from './gpus.ts';
 import { HttpError, alreadyExists, internalError, invalidField, notFound, notReady, quotaHttpError, quotaOperationFailure, regionOf, stockoutOperationFailure, type HttpFailure } from './messages.ts';
 import { API, fakeHostKey, instanceJson, instanceKey as key, operationJson, type FakeInstance, type FakeOperation, type InstanceStatus, type SystemEvent } from './resources.ts';
 import { NAME, checkDisks, checkLabels, checkMachineType, checkMetadata, checkScheduling, defaultOffers } from './validate.ts';
 
 export type { FakeInstance, InstanceStatus, SystemEvent } from './resources.ts';
 export { defaultOffers } from './validate.ts';
+export { DEFAULT_ZONE_GPUS, FAKE_GPU_MACHINES } from './gpus.ts';
 
 /** Addresses of a new VM (and, for tests, where its SSH really is). */
 export interface FakeAddress {
@@ -56,8 +65,10 @@ export interface FakeComputeEngineOptions {
   addressFor?: (vm: FakeInstance, index: number) => FakeAddress;
   /** Host key guest attributes: the base64 part only (what the guest agent writes, default) or "type base64". */
   hostKeyValue?: 'base64' | 'type base64';
-  /** Machine types offered (default: a well-formed type of a known family; ct6e only 1t/4t/8t). */
+  /** Machine types offered (default: a well-formed type of a known family; ct6e only 1t/4t/8t; GPU types in their sizes). */
   offers?: (zone: string, machineType: string) => boolean;
+  /** GPU types a zone offers (accelerator types; a2/a3/g2 types exist only where their GPU is). Default DEFAULT_ZONE_GPUS. */
+  zoneGpus?: (zone: string) => readonly string[];
   /** The clock (ms since epoch). Default Date.now. */
   now?: () => number;
 }
@@ -103,6 +114,10 @@ export class FakeComputeEngine {
   private readonly stockoutZones = new Set<string>();
   private readonly quotas = new Map<string, { metric: string; limit: number; sync: boolean }>();
   private readonly unoffered = new Set<string>();
+  /** zone/type → offered (true) or withdrawn (false), over zoneGpus. */
+  private readonly gpuOffers = new Map<string, boolean>();
+  /** zone/(machine type or GPU type) stocked out. */
+  private readonly gpuStockouts = new Set<string>();
   private readonly failures = new Map<FakeMethod, HttpFailure[]>();
   private hostKeysWithheld = false;
   private counter = 0;
@@ -162,6 +177,28 @@ export class FakeComputeEngine {
   withdrawMachineType(zone: string, machineType: string, on = true): void {
     if (on) this.unoffered.add(`${zone}/${machineType}`);
     else this.unoffered.delete(`${zone}/${machineType}`);
+  }
+
+  /**
+   * The zone has no capacity for this machine type or GPU type (nvidia-tesla-t4, a2-highgpu-8g...):
+   * inserts of matching VMs are accepted and their operation ends with ZONE_RESOURCE_POOL_EXHAUSTED
+   * (…_WITH_DETAILS naming the accelerators of an N1 VM); other VMs in the zone are created.
+   */
+  stockoutOf(zone: string, machineOrGpuType: string, on = true): void {
+    if (on) this.gpuStockouts.add(`${zone}/${machineOrGpuType}`);
+    else this.gpuStockouts.delete(`${zone}/${machineOrGpuType}`);
+  }
+
+  /** Offer (or withdraw, on=false) a GPU type in a zone, over the catalogue. */
+  offerGpu(zone: string, gpuType: string, on = true): void {
+    this.gpuOffers.set(`${zone}/${gpuType}`, on);
+  }
+
+  /** Whether the zone offers this GPU type now. */
+  zoneOffersGpu(zone: string, gpuType: string): boolean {
+    const override = this.gpuOffers.get(`${zone}/${gpuType}`);
+    if (override !== undefined) return override;
+    return (this.options.zoneGpus?.(zone) ?? DEFAULT_ZONE_GPUS[zone] ?? []).includes(gpuType);
   }
 
   /** The next `times` calls of `method` fail with this HTTP error (default 500 internal error). */
@@ -412,15 +449,21 @@ export class FakeComputeEngine {
     const spec = (body ?? {}) as Record<string, unknown>;
     const name = String(spec.name ?? '');
     if (!NAME.test(name)) throw invalidField('resource.name', name, "Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?|[1-9][0-9]{0,19})'");
-    const offered = (z: string, type: string): boolean => (this.options.offers ?? defaultOffers)(z, type) && !this.unoffered.has(`${z}/${type}`);
+    const offered = (z: string, type: string): boolean => {
+      const builtIn = FAKE_GPU_MACHINES[type];
+      return (this.options.offers ?? defaultOffers)(z, type) && !this.unoffered.has(`${z}/${type}`) && (builtIn === undefined || this.zoneOffersGpu(z, builtIn.type));
+    };
     const machineType = checkMachineType(zone, String(spec.machineType ?? ''), offered);
+    const gpus = checkGuestAccelerators(project, zone, machineType, spec.guestAccelerators, (z, type) => this.zoneOffersGpu(z, type));
     checkLabels(spec.labels);
     checkMetadata(spec.metadata);
     checkDisks(spec.disks);
     if (!Array.isArray(spec.networkInterfaces) || spec.networkInterfaces.length === 0) {
       throw invalidField('resource.networkInterfaces', '', 'At least one network interface is required.');
     }
+    checkGpuHardware(machineType, zone, spec.disks, spec.networkInterfaces);
     checkScheduling(spec.scheduling, machineType);
+    checkGpuScheduling(spec.scheduling, gpus);
     if (this.instances.has(key(project, zone, name))) throw alreadyExists(key(project, zone, name));
     const quota = this.quotas.get(zone) ?? this.quotas.get(regionOf(zone));
     const quotaScope = this.quotas.has(zone) ? zone : regionOf(zone);
@@ -428,10 +471,16 @@ export class FakeComputeEngine {
 
     const vm = this.newInstance(project, zone, name, spec);
     if (quota !== undefined) vm.createFailure = quotaOperationFailure(quota.metric, quota.limit, quotaScope);
-    else if (this.stockoutZones.has(zone)) vm.createFailure = stockoutOperationFailure(project, zone, machineType);
+    else if (this.stockoutZones.has(zone) || this.stockedOut(zone, machineType, gpus)) {
+      vm.createFailure = stockoutOperationFailure(project, zone, machineType, FAKE_GPU_MACHINES[machineType] === undefined ? gpus : undefined);
+    }
     this.instances.set(key(project, zone, name), vm);
     const op = this.newOperation(vm, 'insert', this.now(), this.createDelayMs, 'recogdrive@fake.iam.gserviceaccount.com');
     return operationJson(op);
+  }
+
+  private stockedOut(zone: string, machineType: string, gpus: FakeGpus | undefined): boolean {
+    return this.gpuStockouts.has(`${zone}/${machineType}`) || (gpus !== undefined && this.gpuStockouts.has(`${zone}/${gpus.type}`));
   }
 
   private delete(project: string, zone: string, name: string): unknown {
@@ -555,6 +604,11 @@ export class FakeComputeEngine {
     const nic = ((spec.networkInterfaces as Array<Record<string, unknown>>)[0] ?? {}) as Record<string, unknown>;
     const external = ((nic.accessConfigs ?? []) as Array<Record<string, unknown>>).some((a) => (a.type ?? 'ONE_TO_ONE_NAT') === 'ONE_TO_ONE_NAT');
     const metadataItems = ((spec.metadata ?? {}) as { items?: Array<{ key?: string; value?: string }> }).items ?? [];
+    const machineType = String(spec.machineType ?? '').split('/').pop() ?? '';
+    // insert has checked them; a seeded VM takes them as given.
+    const attached = ((spec.guestAccelerators ?? []) as Array<{ acceleratorType?: string; acceleratorCount?: number }>).find((a) => Number(a.acceleratorCount ?? 0) > 0);
+    const gpus = FAKE_GPU_MACHINES[machineType] ?? (attached === undefined ? undefined : { type: String(attached.acceleratorType ?? '').split('/').pop() ?? '', count: Number(attached.acceleratorCount) });
+    const diskType = String(disk.diskType ?? '').split('/').pop() || 'pd-standard';
     const vm: FakeInstance = {
       project,
       zone,
@@ -562,7 +616,7 @@ export class FakeComputeEngine {
       id: String(4_000_000_000_000_000_000n + BigInt(n) * 7919n),
       createdAt: now,
       status: 'PROVISIONING',
-      machineType: String(spec.machineType ?? '').split('/').pop() ?? '',
+      machineType,
       description: String(spec.description ?? ''),
       labels: { ...((spec.labels ?? {}) as Record<string, string>) },
       metadata: Object.fromEntries(metadataItems.map((i) => [String(i.key), String(i.value ?? '')])),
@@ -575,7 +629,10 @@ export class FakeComputeEngine {
       },
       sourceImage: String(disk.sourceImage ?? ''),
       bootDiskGb: Number(disk.diskSizeGb ?? 10),
+      diskType,
+      ...(gpus === undefined ? {} : { gpus: { type: gpus.type, count: gpus.count } }),
       network: String(nic.network ?? 'global/networks/default'),
+      nicType: nic.nicType === 'GVNIC' ? 'GVNIC' : 'VIRTIO_NET',
       external,
       serviceAccounts: (spec.serviceAccounts ?? []) as unknown[],
       ipAddress: `10.128.${n % 250}.2`,

@@ -2,8 +2,9 @@
  * What instances.insert refuses (HTTP 400, the API's wording): a bad name, a machine type the
  * zone does not offer, labels or metadata out of format, not exactly one boot disk from a
  * well-formed image, no network interface, scheduling Compute Engine does not allow (spot with
- * automatic restart or live migration, a TPU VM that would live-migrate).
+ * automatic restart or live migration, a TPU VM that would live-migrate). GPUs: gpus.ts.
  */
+import { FAKE_GPU_MACHINES, isGpuSeries } from './gpus.ts';
 import { invalidField, invalidMachineType } from './messages.ts';
 
 export const NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -11,10 +12,15 @@ const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 const METADATA_KEY = /^[a-zA-Z0-9_-]{1,128}$/;
 const IMAGE = /^(https:\/\/www\.googleapis\.com\/compute\/v1\/)?projects\/[a-z][a-z0-9-]{4,28}[a-z0-9]\/global\/images\/(family\/)?[a-z][a-z0-9-]{0,62}$/;
-const FAMILIES = /^(e2|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|c4a|c4d|t2a|t2d|m1|m2|m3|a2|a3|g2|h3|z3)-(standard|highmem|highcpu|megamem|ultramem|highgpu|megagpu|ultragpu|micro|small|medium)(-\d+)?(-lssd)?$/;
+const FAMILIES = /^(e2|f1|g1|n1|n2|n2d|n4|c2|c2d|c3|c3d|c4|c4a|c4d|t2a|t2d|m1|m2|m3|h3|z3)-(standard|highmem|highcpu|megamem|ultramem|micro|small|medium)(-\d+)?(-lssd)?$/;
 
-/** Machine types offered by default: a well-formed type of a known family; TPU VMs in their single-host sizes. */
+/**
+ * Machine types offered by default: a well-formed type of a known family; TPU VMs in their
+ * single-host sizes; GPU types (a2/a3/g2) in their exact sizes only (the server also asks that
+ * the zone offer their GPU).
+ */
 export function defaultOffers(_zone: string, machineType: string): boolean {
+  if (isGpuSeries(machineType)) return FAKE_GPU_MACHINES[machineType] !== undefined;
   return FAMILIES.test(machineType) || /^ct6e-standard-(1|4|8)t$/.test(machineType) || /^ct5lp-hightpu-(1|4|8)t$/.test(machineType);
 }
 

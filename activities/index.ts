@@ -7,11 +7,12 @@ import { Context, getClient } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../pipeline/failures.ts';
 import { isCloudBackend, type ComputeBackend } from '../pipeline/input.ts';
+import { hostPathsOutsideRoots } from '../pipeline/host-roots.ts';
 import { attemptLogName } from '../pipeline/naming.ts';
 import type { Progress } from '../pipeline/progress.ts';
 import { stageUpdateSignal } from '../workflows/messages.ts';
 import { schemeOf, type ArtifactStore } from './artifacts/store.ts';
-import type { ComputeProvider } from './compute/provider.ts';
+import { IncompleteListing, type ComputeProvider } from './compute/provider.ts';
 import type { StageExecutor, StageLogs, WatchContext } from './execution/executor.ts';
 import type {
   ComputeLease,
@@ -35,10 +36,11 @@ import type {
 } from './types.ts';
 import { verifyFromMarkers, verifyProvidedOutput } from './verify/index.ts';
 import { watchWithHealth } from './compute/health-watch.ts';
-import { LineageStore, UnknownRunError } from './lineage/lineage-store.ts';
+import { LineageStore, MalformedRecordError, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
-import { markerFiles } from '../pipeline/markers.ts';
+import { markerFiles, type VerdictClaim } from '../pipeline/markers.ts';
 import { markerLocationsToTry, markerReaders } from './artifacts/marker-readers.ts';
+import { parseVerdictClaim } from './artifacts/markers.ts';
 import type { PlanContext } from '../pipeline/plan.ts';
 import { WorkflowNotFoundError } from '@temporalio/common';
 import { decideLeaks, runStateOf, workflowsToCheck, type DeleteOutcome, type LeaseRecord, type RunStateInfo } from '../pipeline/janitor.ts';
@@ -51,6 +53,8 @@ export interface ActivityDependencies {
   localImage: { base: string; dirs: readonly string[] };
   /** Google Cloud projects the cloud backends of this worker may create machines in. */
   cloudProjects?: readonly string[];
+  /** Absolute folders of this host a run may read and write (RECOGDRIVE_ALLOWED_ROOTS; pipeline/host-roots.ts). None when absent. */
+  allowedRoots?: readonly string[];
 }
 
 const BACKEND_HINTS: Record<ComputeBackend, string> = {
@@ -111,6 +115,17 @@ export function createActivities(deps: ActivityDependencies) {
           nonRetryable: true,
         });
       }
+      // Runs started before roots were checked send no hostPaths: their artifact root is still checked.
+      const hostPaths = request.hostPaths ?? (request.artifactRoot.startsWith('file://') ? [{ field: 'artifactRoot', path: request.artifactRoot.slice('file://'.length) }] : []);
+      const outside = hostPathsOutsideRoots(hostPaths, deps.allowedRoots ?? []);
+      if (outside.length > 0) {
+        throw ApplicationFailure.create({
+          type: FailureType.InvalidPipelineInput,
+          message: `invalid pipeline input:\n  - ${outside.map((r) => `${r.path}: ${r.message}`).join('\n  - ')}`,
+          nonRetryable: true,
+          details: [outside.map((r) => `${r.path}: ${r.message}`)],
+        });
+      }
       if (request.backends.includes('local') && !request.artifactRoot.startsWith('file://')) {
         throw ApplicationFailure.create({
           type: FailureType.BackendUnavailable,
@@ -156,10 +171,10 @@ export function createActivities(deps: ActivityDependencies) {
       try {
         return await lineage.lookup(request.config, request.imageDigests);
       } catch (error) {
-        if (error instanceof UnknownRunError) {
+        if (error instanceof UnknownRunError || error instanceof MalformedRecordError) {
           throw ApplicationFailure.create({ type: FailureType.InvalidPipelineInput, message: error.message, nonRetryable: true });
         }
-        throw error;
+        throw storeUnavailable('looking up lineage', error);
       }
     },
 
@@ -168,7 +183,9 @@ export function createActivities(deps: ActivityDependencies) {
       return Promise.all(
         request.artifacts.map(async ({ stage, uri, verification }) => {
           const candidates = markerLocationsToTry(uri).map((markers) => markerReaders(storeFor, uri, markers));
-          const report = await verifyProvidedOutput(candidates, storeFor(uri).reader(uri), verification);
+          const report = await verifyProvidedOutput(candidates, storeFor(uri).reader(uri), verification).catch((error: unknown) => {
+            throw storeUnavailable(`verifying ${uri}`, error);
+          });
           return { stage, uri, problems: report.problems };
         }),
       );
@@ -187,7 +204,17 @@ export function createActivities(deps: ActivityDependencies) {
     /** Records the failure of an attempt that its wrapper could not record (lost host, hang, kill); first verdict stands. */
     async recordAttemptFailure(request: RecordFailureRequest): Promise<boolean> {
       const { uri, layout } = request.markers ?? { layout: 'inside', uri: request.outputUri };
-      return storeFor(uri).createIfAbsent(`${uri}/${markerFiles(layout).failed(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
+      const files = markerFiles(layout);
+      const store = storeFor(uri);
+      // One attempt, one verdict: a DONE.json its wrapper claimed first stands (and this one is refused).
+      const claim: VerdictClaim = { verdict: 'failed', writer: 'orchestrator', at: new Date().toISOString() };
+      const claimUri = `${uri}/${files.verdict(request.marker.attempt)}`;
+      if (!(await store.createIfAbsent(claimUri, `${JSON.stringify(claim)}\n`))) {
+        const existing = parseVerdictClaim((await store.readText(claimUri)) ?? '');
+        // Refused: the next attempt's look for an earlier verdict finds that DONE.json.
+        if (existing.ok && existing.value.verdict !== 'failed') return false;
+      }
+      return store.createIfAbsent(`${uri}/${files.failed(request.marker.attempt)}`, `${JSON.stringify(request.marker, null, 2)}\n`);
     },
 
     /** Cloud quota and capacity are the failover's business (workflows/stage.ts); this is one try in one placement. */
@@ -213,8 +240,19 @@ export function createActivities(deps: ActivityDependencies) {
       }
     },
 
+    /**
+     * Heartbeats while it waits (a host of the slice may take the whole connect deadline) and stops
+     * once it loses its lease; a try overtaken by a Temporal retry is fenced out on the hosts.
+     */
     async launchStage(request: LaunchRequest): Promise<LaunchResult> {
-      return executorFor(request.lease).launch(request);
+      const context = Context.current();
+      const executor = executorFor(request.lease);
+      try {
+        return await executor.launch(request, { heartbeat: () => context.heartbeat(), cancelled: context.cancellationSignal, tryNumber: context.info.attempt });
+      } catch (error) {
+        if (context.cancellationSignal.aborted) throw new CancelledFailure('stage launch cancelled');
+        throw error;
+      }
     },
 
     async watchStage(request: WatchRequest): Promise<WatchResult> {
@@ -243,12 +281,23 @@ export function createActivities(deps: ActivityDependencies) {
       }
     },
 
+    /** A verdict only from what was read: a failed read is retried (ArtifactStoreUnavailable), never a "missing output". */
     async verifyStage(request: VerifyRequest): Promise<VerifyReport> {
-      return verifyFromMarkers(markerReaders(storeFor, request.outputUri, request.markers ?? { layout: 'inside', uri: request.outputUri }), request.verification, request.seenPatterns);
+      const readers = markerReaders(storeFor, request.outputUri, request.markers ?? { layout: 'inside', uri: request.outputUri });
+      return verifyFromMarkers(readers, request.verification, request.seenPatterns).catch((error: unknown) => {
+        throw storeUnavailable(`verifying ${request.outputUri}`, error);
+      });
     },
 
     async stopStage(request: StopRequest): Promise<void> {
-      await executorFor(request.lease).stop(request, stageLogs(storeFor(request.logsUri), request.logsUri, request.attempt));
+      // Stopping waits for hosts that may not answer (and `docker stop`'s grace): stay alive meanwhile.
+      const context = Context.current();
+      const beating = setInterval(() => context.heartbeat(), 1_000);
+      try {
+        await executorFor(request.lease).stop(request, stageLogs(storeFor(request.logsUri), request.logsUri, request.attempt));
+      } finally {
+        clearInterval(beating);
+      }
     },
 
     async releaseCompute(request: ComputeRequest): Promise<ReleaseResult> {
@@ -272,6 +321,11 @@ export function createActivities(deps: ActivityDependencies) {
           leases.push(...(await found.listLeases()));
           listed++;
         } catch (error) {
+          // Part listed (some static hosts did not answer): clean that part, report the rest.
+          if (error instanceof IncompleteListing) {
+            leases.push(...error.leases);
+            listed++;
+          }
           unlisted.push({ backend, error: (error as Error).message });
         }
       }
@@ -313,6 +367,16 @@ export function createActivities(deps: ActivityDependencies) {
 }
 
 export type RecogdriveActivities = ReturnType<typeof createActivities>;
+
+/**
+ * A read of the artifact store that failed (not a definite not-found) as a retryable failure:
+ * Temporal retries it with back-off, and nothing is decided from it meanwhile.
+ */
+function storeUnavailable(what: string, error: unknown): ApplicationFailure {
+  if (error instanceof ApplicationFailure) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return ApplicationFailure.create({ type: FailureType.ArtifactStoreUnavailable, message: `${what}: the artifact store could not be read: ${message}`, nonRetryable: false });
+}
 
 /** A stage attempt's logs in the artifact store, one object per worker. */
 function stageLogs(store: ArtifactStore, logsUri: string, attempt: number): StageLogs {

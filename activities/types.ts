@@ -5,6 +5,7 @@ import type { VerificationSpec } from '../pipeline/contracts/index.ts';
 import type { ProgressHints } from '../pipeline/progress.ts';
 import type { ExitOutcome } from '../pipeline/failures.ts';
 import type { StageName } from '../pipeline/stages.ts';
+import type { WorkerHostPath } from '../pipeline/host-roots.ts';
 import type { ArtifactRecord, ConsumerRecord, RunRecord, SampledFile } from '../pipeline/lineage.ts';
 import type { FailedMarker, MarkerLocation } from '../pipeline/markers.ts';
 import type { PipelineConfig } from '../pipeline/input.ts';
@@ -61,12 +62,16 @@ export interface PreflightRequest {
   artifactRoot: string;
   /** gcp.project of the run: cloud backends must serve it. */
   project?: string;
+  /** The run's paths on the worker host (pipeline/host-roots.ts); absent from runs started before roots were checked. */
+  hostPaths?: WorkerHostPath[];
 }
 
 export interface LaunchRequest {
   lease: ComputeLease;
   launch: LaunchSpec;
   attempt: number;
+  /** The exact run id, labelled on the containers for the janitor; absent from launches scheduled before it was passed. */
+  runId?: string;
   compute: ComputeSpec;
   /** The stage's hang timeout: the executor has the wrapper report output growth often enough for it (absent: every 30 s). */
   hangTimeoutMs?: number;
@@ -149,6 +154,8 @@ export interface VerifyReport {
   manifest?: { files: number; bytes: number; digest: string };
   samples?: SampledFile[];
   doneAttempt?: number;
+  /** A DONE.json that does not count: its attempt had been declared failed first (FAILED.json is final). */
+  ignoredDoneAttempt?: number;
 }
 
 export interface StopRequest {

@@ -29,3 +29,22 @@ export function parseDuration(value: number | string): number | undefined {
   const ms = Math.round(Number(match[1]) * unit);
   return ms > 0 ? ms : undefined;
 }
+
+export const SECOND_MS = 1000;
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+
+/** A duration in the largest unit that divides it ("30 days", "1 minute", "1500 ms"), for error messages. */
+export function formatDuration(ms: number): string {
+  const units: ReadonlyArray<readonly [number, string]> = [
+    [DAY_MS, 'day'],
+    [HOUR_MS, 'hour'],
+    [MINUTE_MS, 'minute'],
+    [SECOND_MS, 'second'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size && ms % size === 0) return `${ms / size} ${name}${ms === size ? '' : 's'}`;
+  }
+  return `${ms} ms`;
+}

@@ -7,6 +7,8 @@ import type { StageName } from './stages.ts';
 
 export const FailureType = {
   InvalidPipelineInput: 'InvalidPipelineInput',
+  /** The run was started with a workflow id that is not a run id (pipeline/naming.ts runIdProblem). */
+  InvalidRunId: 'InvalidRunId',
   BackendUnavailable: 'BackendUnavailable',
   StageCodeError: 'StageCodeError',
   StageOutOfMemory: 'StageOutOfMemory',
@@ -17,6 +19,8 @@ export const FailureType = {
   StageFailed: 'StageFailed',
   /** An output given by URI (providedArtifacts) does not satisfy its stage's contract. */
   StageInputInvalid: 'StageInputInvalid',
+  /** The artifact store could not be read (outage, 5xx, I/O error): retried, never taken for "absent". */
+  ArtifactStoreUnavailable: 'ArtifactStoreUnavailable',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -27,6 +31,7 @@ export const RETRYABLE_STAGE_FAILURES: readonly FailureType[] = [FailureType.Sta
 export const NON_RETRYABLE_ACTIVITY_ERRORS: readonly string[] = [
   FailureType.InvalidPipelineInput,
   FailureType.BackendUnavailable,
+  FailureType.InvalidRunId,
   'InvalidLaunchSpec',
 ];
 

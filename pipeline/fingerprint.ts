@@ -46,7 +46,7 @@ export function providedFingerprint(uri: string): string {
 }
 
 /**
- * Arguments as named fields: hydra `key=value` (and `+key=value`), HF `--key value`; anything
+ * Arguments as named fields: hydra `key=value` (and `+key=value`), HF `--key value` and `--key=value`; anything
  * else by position. Named, a change reads "agent.lr: 0.0001 → 5e-05" instead of "argv changed".
  */
 export function argumentComponents(args: readonly string[]): FingerprintComponents {
@@ -54,7 +54,11 @@ export function argumentComponents(args: readonly string[]): FingerprintComponen
   for (let i = 0; i < args.length; i++) {
     const arg = args[i]!;
     const next = args[i + 1];
-    if (arg.startsWith('--') && next !== undefined && !next.startsWith('--')) {
+    const option = /^(--[A-Za-z_][\w.-]*)=/.exec(arg);
+    if (option !== null) {
+      // `--key=value` (user overrides) names the same component as `--key value`: equal runs stay equal.
+      out[`arg ${option[1]}`] = arg.slice(option[0].length);
+    } else if (arg.startsWith('--') && next !== undefined && !next.startsWith('--')) {
       out[`arg ${arg}`] = next;
       i++;
     } else if (/^\+?[A-Za-z_][\w.]*=/.test(arg)) {

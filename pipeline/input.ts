@@ -5,11 +5,14 @@
  */
 import { z } from 'zod';
 import { dependenciesOf, STAGES, type StageName } from './stages.ts';
-import { SAFE_OVERRIDE_TEXT } from './overrides.ts';
+import { MAX_OVERRIDE_LENGTH, SAFE_OVERRIDE_TEXT } from './overrides.ts';
 import { parseDuration } from './duration.ts';
 import { overrideKeysAllowed, overrideKeysKnown, RETIRED_FIXES, UPSTREAM_FIXES } from './upstream.ts';
 import { upstreamRefusals } from './upstream-checks.ts';
+import { inputLimitRefusals } from './input-limits.ts';
+import { prototypeKeyPaths } from './safe-keys.ts';
 import { withDefaultLocalGpus } from './trainers.ts';
+import { RunId } from './naming.ts';
 import { defaultBootImage, gpuMachineTypeProblem, gpuRequestProblem, N1_GPU_TYPES } from './gpu-machines.ts';
 
 // ---- scalar formats --------------------------------------------------------------------
@@ -202,7 +205,10 @@ function overridesFor(stage: StageName) {
         message: `not an allowed override for ${stage} (${allowed.length === 0 ? 'it takes none' : `allowed: ${allowed.join(', ')}`})`,
       }),
       z.union([
-        z.string().regex(SAFE_OVERRIDE_TEXT, 'override values may not contain quotes, backslashes, control characters or "${"'),
+        z
+          .string()
+          .max(MAX_OVERRIDE_LENGTH, `override values are at most ${MAX_OVERRIDE_LENGTH} characters`)
+          .regex(SAFE_OVERRIDE_TEXT, 'override values may not contain quotes, backslashes, control characters or "${"'),
         z.number().finite(),
         z.boolean(),
       ]),
@@ -408,10 +414,7 @@ const Reuse = z.strictObject({
     .refine((list) => new Set(list).size === list.length, 'lists a stage twice')
     .default([]),
   /** The run this one reruns: the plan says, for each stage that runs, what changed since it. */
-  rerunOf: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/, 'not a run id (letters, digits, . _ -; at most 200)')
-    .optional(),
+  rerunOf: RunId.optional(),
 });
 
 const StagesToRun = z
@@ -505,6 +508,12 @@ export interface ParseOptions {
   upstreamChecks?: boolean;
   /** The DAG of runs started before the checkpoint exports existed (set by the workflow to replay them). */
   legacyDag?: boolean;
+  /**
+   * Refuse prototype keys, out-of-bounds numbers and durations, loader/runtime env names and
+   * option-like override values (pipeline/input-limits.ts); default true. Only the workflow turns
+   * it off, to replay runs started before these limits existed.
+   */
+  limits?: boolean;
 }
 
 /**
@@ -534,10 +543,18 @@ function missingInputs(config: PipelineConfig): Array<{ path: string; message: s
 
 /** Parses a raw input; throws InvalidPipelineInput listing every failing field by path. */
 export function parsePipelineInput(raw: unknown, options: ParseOptions = {}): PipelineConfig {
+  const limits = options.limits !== false;
+  // zod drops a record key named __proto__ without a word: refuse such keys before it sees them.
+  const prototypeKeys = limits ? prototypeKeyPaths(raw) : [];
+  if (prototypeKeys.length > 0) throw new InvalidPipelineInput(prototypeKeys.map((path) => `${path}: keys named __proto__, constructor or prototype are not allowed`));
   const result = PipelineInput.safeParse(raw);
   if (result.success) {
     const config = options.legacyDag === true ? legacyConfig(result.data) : withDefaultLocalGpus(result.data);
-    const issues = [...missingInputs(config), ...(options.upstreamChecks === false ? [] : upstreamRefusals(config))];
+    const issues = [
+      ...missingInputs(config),
+      ...(limits ? inputLimitRefusals(config) : []),
+      ...(options.upstreamChecks === false ? [] : upstreamRefusals(config)),
+    ];
     if (issues.length === 0) return config;
     throw new InvalidPipelineInput(issues.map((r) => `${r.path}: ${r.message}`));
   }

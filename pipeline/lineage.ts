@@ -73,6 +73,11 @@ export interface RunRecord {
   experiment: string;
   /** The run this one reruns (partial rerun), if any. */
   rerunOf?: string;
+  /**
+   * The Temporal execution chain that planned it (firstExecutionRunId: kept across resets and
+   * retries). A second `temporal workflow start` with a used run id is a new chain, and is refused.
+   */
+  execution?: string;
   plannedAt: string;
   stages: RunRecordStage[];
 }
@@ -116,12 +121,14 @@ export function runRecordOf(
     stages: ReadonlyArray<{ stage: StageName; decision: string; reason: string; fingerprint?: string; artifactUri?: string; components?: FingerprintComponents }>;
   },
   plannedAt: string,
+  execution?: string,
 ): RunRecord {
   return {
     schema: 1,
     runId: plan.runId,
     experiment: plan.experiment,
     ...(plan.rerunOf === undefined ? {} : { rerunOf: plan.rerunOf }),
+    ...(execution === undefined ? {} : { execution }),
     plannedAt,
     stages: plan.stages.map((s) => ({
       stage: s.stage,

@@ -9,6 +9,7 @@
  *
  *   <parent>/_recogdrive/<name>/DONE.json                      exactly once per output, when the command exited 0
  *   <parent>/_recogdrive/<name>/MANIFEST.tsv                   "<path>\t<bytes>\n" per output file, sorted by path
+ *   <parent>/_recogdrive/<name>/attempt-<N>/VERDICT.json       claimed once per attempt before its DONE.json or FAILED.json
  *   <parent>/_recogdrive/<name>/attempt-<N>/FAILED.json        exactly once per failed attempt
  *   <parent>/_recogdrive/<name>/attempt-<N>/progress.json      replaced while the attempt runs
  *   <parent>/_recogdrive/<name>/ARTIFACT.json                  lineage record, written by the orchestrator once verified
@@ -19,7 +20,10 @@
  *
  * DONE.json and FAILED.json are created only if absent (O_EXCL on a file system or gcsfuse
  * mount, ifGenerationMatch=0 through the Cloud Storage API), so a second writer (a zombie
- * container, the orchestrator recording a kill) can never overwrite a verdict.
+ * container, the orchestrator recording a kill) can never overwrite a verdict. One attempt has one
+ * verdict: each writer first claims attempt-<N>/VERDICT.json the same way and refuses to write a
+ * verdict that contradicts the claim (a zombie's DONE.json after the orchestrator declared the
+ * attempt failed). Readers treat an attempt's FAILED.json as final even if its DONE.json appears.
  */
 
 /** Name of the folder of the protocol's own files (beside the outputs; inside them in the old layout). */
@@ -46,6 +50,18 @@ export interface MarkerFiles {
   artifact: string;
   failed(attempt: number): string;
   progress(attempt: number): string;
+  /**
+   * The attempt's one verdict, claimed (created only if absent) before its DONE.json or FAILED.json
+   * is written: whoever claims first decides the attempt; the other writer refuses (VerdictClaim).
+   */
+  verdict(attempt: number): string;
+}
+
+/** What attempt-<N>/VERDICT.json holds: which verdict the attempt has, and who gave it. */
+export interface VerdictClaim {
+  verdict: 'done' | 'failed';
+  writer: 'wrapper' | 'orchestrator';
+  at: string;
 }
 
 export function markerFiles(layout: MarkerLayout): MarkerFiles {
@@ -56,6 +72,7 @@ export function markerFiles(layout: MarkerLayout): MarkerFiles {
     artifact: `${dir}ARTIFACT.json`,
     failed: (attempt) => `${dir}attempt-${attempt}/FAILED.json`,
     progress: (attempt) => `${dir}attempt-${attempt}/progress.json`,
+    verdict: (attempt) => `${dir}attempt-${attempt}/VERDICT.json`,
   };
 }
 

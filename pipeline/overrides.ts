@@ -12,9 +12,26 @@
  * allowed on purpose: they reach the stage as literal text because nothing ever evaluates them.
  */
 // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
-export const SAFE_OVERRIDE_TEXT = /^(?!.*\$\{)[^\u0000-\u001f\u007f'"\\]{0,256}$/;
+export const SAFE_OVERRIDE_TEXT = /^(?!.*\$\{)[^\u0000-\u001f\u007f'"\\]*$/;
+/** The longest override value, in characters. */
+export const MAX_OVERRIDE_LENGTH = 256;
 
 export type OverrideValue = string | number | boolean;
+
+/**
+ * Stages whose overrides become HfArgumentParser options (`--key=value`, pipeline/contracts/args.ts).
+ * The `=` form already keeps a value in its option, but a string value starting with `-` is
+ * refused there too: it is never a sensible value and reads as an option wherever a value ends up
+ * as an argument of its own. Hydra stages need no such rule: each override is one `key='value'`
+ * element, which starts with its key, so no parser takes it for an option.
+ */
+export const OPTION_STYLE_OVERRIDE_STAGES: readonly string[] = ['stage1'];
+
+/** Why an override value could be read as an option, or undefined. */
+export function optionLikeValueProblem(value: OverrideValue): string | undefined {
+  if (typeof value !== 'string' || !value.startsWith('-')) return undefined;
+  return 'a string value may not start with "-" (a parser could read it as an option); give negative numbers as JSON numbers';
+}
 
 /** Hydra quoting: strings become quoted literals so `,`, `[` or spaces are not parsed as syntax. */
 export function hydraValue(value: OverrideValue): string {

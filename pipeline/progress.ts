@@ -84,6 +84,20 @@ type BarKind = 'work' | 'chunks' | 'loading' | 'other';
 /** Where the fraction comes from: step counters of the stage's work, chunk bars, or output growth. */
 type Basis = 'steps' | 'chunks' | 'output';
 
+/**
+ * What a tracker has learned, to carry over to the tracker of a retried watcher: totals come from
+ * one early log line (dataset length, number of samples) that a watcher resuming mid-log never
+ * reads again, and the ETA needs its baseline. Plain JSON (it travels in heartbeat details).
+ */
+export interface ProgressState {
+  datasetSamples: number;
+  batchSize?: number;
+  current?: Progress;
+  basis?: Basis;
+  baseline?: { kind: 'steps' | 'coarse'; value: number; at: number };
+  counters: Array<[string, string]>;
+}
+
 interface WorkUpdate {
   step: number;
   totalSteps?: number;
@@ -107,6 +121,31 @@ export class ProgressTracker {
   constructor(hints: ProgressHints = {}) {
     this.hints = hints;
     this.batchSize = hints.batchSize;
+  }
+
+  /** What this tracker has learned (see ProgressState). */
+  state(): ProgressState {
+    return {
+      datasetSamples: this.datasetSamples,
+      ...(this.batchSize === undefined ? {} : { batchSize: this.batchSize }),
+      ...(this.current === undefined ? {} : { current: this.snapshot()! }),
+      ...(this.basis === undefined ? {} : { basis: this.basis }),
+      ...(this.baseline === undefined ? {} : { baseline: { ...this.baseline } }),
+      // Per-thread counters (one per worker thread) only show liveness: left out, the heartbeat stays small.
+      counters: [...this.counters].filter(([source]) => !source.startsWith('thread:')),
+    };
+  }
+
+  /** Continues from a previous tracker's state (a retried watcher); counts as a change, so it is reported again. */
+  restore(state: ProgressState): void {
+    this.datasetSamples = state.datasetSamples;
+    this.batchSize = state.batchSize ?? this.hints.batchSize;
+    this.current = state.current === undefined ? undefined : { ...state.current, ...(state.current.output ? { output: { ...state.current.output } } : {}) };
+    this.basis = state.basis;
+    this.baseline = state.baseline === undefined ? undefined : { ...state.baseline };
+    this.counters.clear();
+    for (const [source, counter] of state.counters) this.counters.set(source, counter);
+    if (this.current !== undefined) this.changes++;
   }
 
   /** Counts changes of the snapshot: compare two values to know whether progress changed in between. */
@@ -297,4 +336,25 @@ function finite(text: string | undefined): number | undefined {
   if (text === undefined) return undefined;
   const value = Number(text);
   return Number.isFinite(value) ? value : undefined;
+}
+
+/**
+ * The run's view of a stage's progress after an update of the same attempt. An update that lacks
+ * the total steps the known progress has (a watcher that resumed without them, e.g. one of an
+ * older worker) keeps the known total, with the fraction and, from the rate between the two, the
+ * ETA it implies: a retry never blanks the bar. An update with its own total replaces everything.
+ */
+export function mergeProgress(known: Progress | undefined, update: Progress): Progress {
+  const total = known?.totalSteps;
+  if (known === undefined || total === undefined || total <= 0 || update.totalSteps !== undefined) return update;
+  const merged: Progress = { ...update, totalSteps: total };
+  if (update.step === undefined) return merged;
+  if (merged.fraction === undefined) merged.fraction = Math.min(1, update.step / total);
+  if (merged.etaSeconds === undefined) {
+    const seconds = (update.updatedAt - known.updatedAt) / 1000;
+    const done = known.step === undefined ? 0 : update.step - known.step;
+    if (done > 0 && seconds > 0) merged.etaSeconds = Math.max(0, Math.round((Math.max(0, total - update.step) * seconds) / done));
+    else if (known.etaSeconds !== undefined) merged.etaSeconds = known.etaSeconds;
+  }
+  return merged;
 }

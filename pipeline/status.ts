@@ -39,6 +39,8 @@ export interface RunStatus {
   startedAt: string;
   endedAt?: string;
   error?: string;
+  /** A cancelled run: who asked, as the cancel request in its history names them (added by the clients, workers/cancel-request.ts). */
+  cancelledBy?: string;
   /** The run this one reruns. */
   rerunOf?: string;
   stages: StageStatus[];

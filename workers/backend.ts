@@ -9,7 +9,7 @@ import type { ActivityDependencies } from '../activities/index.ts';
 import { loadSshKey } from '../activities/ssh/credentials.ts';
 import { SshPool } from '../activities/ssh/pool.ts';
 import { defaultHostPath } from '../pipeline/launch.ts';
-import { configFromEnv } from './config.ts';
+import { allowedRoots, configFromEnv } from './config.ts';
 import { localBackend } from './local-backend.ts';
 
 export interface WorkerBackend {
@@ -19,9 +19,12 @@ export interface WorkerBackend {
 
 export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDir?: string): Promise<WorkerBackend> {
   const config = configFromEnv(env);
-  const local = localBackend(dataDir ?? config.RECOGDRIVE_DATA_DIR);
+  const local = { ...localBackend(dataDir ?? config.RECOGDRIVE_DATA_DIR), allowedRoots: allowedRoots(config, dataDir) };
   const key = await loadSshKey(env);
-  if (key === undefined) return { deps: local, close: () => {} };
+  if (key === undefined) {
+    if (config.RECOGDRIVE_STATIC_HOSTS.length > 0) throw new Error('RECOGDRIVE_STATIC_HOSTS is set but no SSH key is (RECOGDRIVE_SSH_KEY_FILE or RECOGDRIVE_SSH_KEY): the janitor could not reach those hosts');
+    return { deps: local, close: () => {} };
+  }
   const pool = new SshPool({
     key,
     connectDeadlineMs: config.RECOGDRIVE_SSH_CONNECT_DEADLINE_MS,
@@ -35,12 +38,19 @@ export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDi
     hostPathOf: (source) => defaultHostPath(source, config.RECOGDRIVE_ARTIFACT_MOUNT_ROOT),
     pollConnectDeadlineMs: config.RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS,
   });
+  // The janitor looks at the configured static hosts as the executor reaches them (same pool, sudo, pinned keys).
+  const staticProvider = new StaticComputeProvider(config.RECOGDRIVE_KNOWN_HOSTS, {
+    hosts: config.RECOGDRIVE_STATIC_HOSTS,
+    pool,
+    sudo: config.RECOGDRIVE_REMOTE_SUDO,
+    connectDeadlineMs: config.RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS,
+  });
   // The Google clients take seconds to load: only workers that serve cloud projects load them.
   const cloud = config.RECOGDRIVE_GCP_PROJECTS.length === 0 ? undefined : (await import('./cloud-backends.ts')).createCloudBackends(config, key);
   return {
     deps: {
       ...local,
-      compute: { ...local.compute, static: new StaticComputeProvider(config.RECOGDRIVE_KNOWN_HOSTS), ...cloud?.providers },
+      compute: { ...local.compute, static: staticProvider, ...cloud?.providers },
       executors: { ...local.executors, ssh },
       ...(cloud === undefined ? {} : { cloudProjects: cloud.projects }),
     },

@@ -16,15 +16,40 @@ const CommaList = (pattern: RegExp, what: string) =>
     .transform((text) => text.split(',').map((item) => item.trim()).filter((item) => item !== ''))
     .refine((items) => items.every((item) => pattern.test(item)), `a comma-separated list of ${what}`);
 
+/** user@host[:port], user and host as a run's static compute accepts them (pipeline/input.ts). */
+const STATIC_HOST = /^([a-z_][a-z0-9_-]{0,31})@([A-Za-z0-9.-]+)(?::([1-9]\d{0,4}))?$/;
+export interface StaticHostConfig {
+  user: string;
+  address: string;
+  port: number;
+}
+function parseStaticHost(item: string): StaticHostConfig {
+  const [, user, address, port] = STATIC_HOST.exec(item)!;
+  return { user: user!, address: address!, port: port === undefined ? 22 : Number(port) };
+}
+
 const Env = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[A-Za-z0-9.-]+:\d+$/, 'host:port').default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   RECOGDRIVE_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   RECOGDRIVE_DATA_DIR: AbsolutePath.default(join(PROJECT_ROOT, '.data')),
+  /**
+   * Comma-separated absolute folders of this host a run may read and write (file:// artifact
+   * roots and provided artifacts, the local backend's hostRepoDir). Empty: the data folder only.
+   */
+  RECOGDRIVE_ALLOWED_ROOTS: CommaList(/^\/(?!.*(^|\/)\.{1,2}(\/|$))[^,]*$/, 'absolute paths without . or .. segments'),
   // SSH to stage workers (static hosts, TPU VMs). The key itself is read by activities/ssh/credentials.ts.
   RECOGDRIVE_SSH_KEY_FILE: AbsolutePath.optional(),
   RECOGDRIVE_KNOWN_HOSTS: AbsolutePath.default(join(homedir(), '.ssh', 'known_hosts')),
   RECOGDRIVE_REMOTE_SUDO: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /**
+   * Comma-separated `user@host[:port]` (port 22 by default): the static hosts the janitor looks
+   * at for stage containers of closed runs. List every host your runs use as `static`.
+   */
+  RECOGDRIVE_STATIC_HOSTS: CommaList(STATIC_HOST, 'user@host[:port]')
+    .transform((items) => items.map(parseStaticHost))
+    .refine((hosts) => hosts.every((h) => h.port <= 65_535), 'ports are 1-65535')
+    .refine((hosts) => new Set(hosts.map((h) => `${h.address}:${h.port}`)).size === hosts.length, 'each host:port once'),
   /** Where workers see gs:// artifacts (gcsfuse mount root). */
   RECOGDRIVE_ARTIFACT_MOUNT_ROOT: AbsolutePath.default('/mnt/artifacts'),
   RECOGDRIVE_SSH_CONNECT_DEADLINE_MS: PositiveInt.default(180_000),
@@ -53,6 +78,11 @@ const Env = z.object({
 });
 
 export type WorkerConfig = z.output<typeof Env>;
+
+/** The folders runs may use on this host: RECOGDRIVE_ALLOWED_ROOTS, or the data folder the worker runs with. */
+export function allowedRoots(config: WorkerConfig, dataDir: string = config.RECOGDRIVE_DATA_DIR): string[] {
+  return config.RECOGDRIVE_ALLOWED_ROOTS.length > 0 ? config.RECOGDRIVE_ALLOWED_ROOTS : [dataDir];
+}
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
   const parsed = Env.safeParse(env);

@@ -1,10 +1,20 @@
-/** Human-readable output of the CLI: plans, run status and run summaries. */
+/**
+ * Human-readable output of the CLI: plans, run status and run summaries. Text from runs (a
+ * stage's last log lines in an error, reasons, names) is printed with control characters shown
+ * escaped, so a log line cannot move the cursor, clear the screen or retitle the terminal.
+ */
 import { gpuHoursOf, tpuHoursOf, type ComputeUsage } from '../pipeline/cost.ts';
 import { gpusOf } from '../pipeline/gpu-machines.ts';
 import { dockerRunCommandLine } from '../pipeline/launch.ts';
 import { shortFingerprint } from '../pipeline/lineage.ts';
 import type { Plan } from '../pipeline/plan.ts';
 import type { RunStatus, RunSummary } from '../pipeline/status.ts';
+
+/** `text` with every control character but the newline escaped (\u001b → "\u001b"). */
+export function printable(text: string): string {
+  // eslint-disable-next-line no-control-regex -- escaping control characters is the point
+  return text.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => (c === '\t' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
 
 export function formatPlan(plan: Plan): string {
   const lines = [`plan for run ${plan.runId} (experiment ${plan.experiment}), artifacts under ${plan.artifactRoot}`];
@@ -20,7 +30,7 @@ export function formatPlan(plan: Plan): string {
     for (const note of stage.notes) lines.push(`  note:      ${note}`);
     lines.push('');
   }
-  return lines.join('\n');
+  return printable(lines.join('\n'));
 }
 
 function gpuText(gpus: { type: string; count: number } | undefined): string {
@@ -55,7 +65,7 @@ export function formatStatus(status: RunStatus): string {
     if (s.computeEvent !== undefined) lines.push(`    compute: ${s.computeEvent}`);
     if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.now())}`);
   }
-  return lines.join('\n');
+  return printable(lines.join('\n'));
 }
 
 /**
@@ -87,7 +97,7 @@ export function formatSummary(summary: RunSummary): string {
     if (s.artifactUri !== undefined) lines.push(`    ${s.artifactUri}`);
     if (s.compute !== undefined && s.compute.length > 0) lines.push(`    machines: ${describeUsage(s.compute, Date.parse(summary.endedAt))}`);
   }
-  return lines.join('\n');
+  return printable(lines.join('\n'));
 }
 
 /** 1536 -> "1.5 KiB". */

@@ -148,7 +148,7 @@ export function registerJanitorCommands(program: Command, deps: JanitorCliDeps):
       });
       console.log(opts.json === true ? JSON.stringify(report, null, 2) : formatJanitorReport(report));
       if (report.failed.length > 0) throw deps.fail(`${report.failed.length} lease(s) could not be deleted`, deps.exit.runFailed);
-      if ((report.unlisted ?? []).length > 0) throw deps.fail(`the machines of ${report.unlisted!.map((u) => u.backend).join(', ')} could not be listed`, deps.exit.runFailed);
+      if ((report.unlisted ?? []).length > 0) throw deps.fail(`the machines of ${report.unlisted!.map((u) => u.backend).join(', ')} could not be (all) listed`, deps.exit.runFailed);
     });
 
   janitor

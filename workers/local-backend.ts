@@ -32,6 +32,8 @@ export function localBackend(dataDir: string): ActivityDependencies {
       }),
     },
     localImage: { base: PROJECT_ROOT, dirs: LOCAL_IMAGE_DIRS },
+    // Runs read and write below the data folder only, unless the worker's config says otherwise (workers/backend.ts).
+    allowedRoots: [dataDir],
     // file:// for the embedded default; gs:// too (RECOGDRIVE_GCS_ENDPOINT: an emulator), unused until a run names one.
     artifactStores: artifactStores(),
   };

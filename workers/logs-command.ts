@@ -7,8 +7,10 @@ import type { Client } from '@temporalio/client';
 import { attemptLogName } from '../pipeline/naming.ts';
 import type { StageName } from '../pipeline/stages.ts';
 import type { StageStatus } from '../pipeline/status.ts';
-import { runStatusQuery } from '../workflows/messages.ts';
 import { artifactStoreFor } from './artifact-stores.ts';
+import { LogNotFound, runStatus, RunWithoutStatus } from './runs.ts';
+
+export { LogNotFound } from './runs.ts';
 
 export interface LogsOptions {
   attempt?: number;
@@ -17,13 +19,22 @@ export interface LogsOptions {
   write: (text: string) => void;
 }
 
+/** The stage's status in the run; LogNotFound when the run does not run it or ended before it had stages (RunNotFound from runStatus). */
+export async function stageWithLogs(client: Client, runId: string, stage: StageName): Promise<StageStatus> {
+  let status;
+  try {
+    status = await runStatus(client, runId);
+  } catch (error) {
+    if (error instanceof RunWithoutStatus) throw new LogNotFound(`${error.message}; it has no logs`);
+    throw error;
+  }
+  const found = status.stages.find((s) => s.stage === stage);
+  if (found?.logsUri === undefined) throw new LogNotFound(`run ${runId} does not run stage ${stage} (${found?.decision ?? 'not planned'}): it has no log`);
+  return found;
+}
+
 export async function printStageLog(client: Client, runId: string, stage: StageName, options: LogsOptions): Promise<void> {
-  const status = async (): Promise<StageStatus> => {
-    const run = await client.workflow.getHandle(runId).query(runStatusQuery);
-    const found = run.stages.find((s) => s.stage === stage);
-    if (found?.logsUri === undefined) throw new Error(`run ${runId} does not run stage ${stage}`);
-    return found;
-  };
+  const status = (): Promise<StageStatus> => stageWithLogs(client, runId, stage);
   const first = await status();
   const attempt = options.attempt ?? Math.max(1, first.attempt);
   const uri = `${first.logsUri}/${attemptLogName(attempt, options.worker)}`;
@@ -38,7 +49,7 @@ export async function printStageLog(client: Client, runId: string, stage: StageN
   };
   await printNew();
   if (!options.follow) {
-    if (printed === 0) throw new Error(`no log yet at ${uri}`);
+    if (printed === 0) throw new LogNotFound(`no log yet at ${uri}`);
     return;
   }
   for (;;) {

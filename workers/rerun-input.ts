@@ -2,10 +2,12 @@
  * A partial rerun's input, the same for the HTTP API and the CLI: the input the source run was
  * started with (its first history event), patched with `overrides` (JSON Merge Patch, RFC 7396:
  * objects merge, arrays and values replace, null removes), plus the rerun's reuse settings.
+ * A patch naming `__proto__`, `constructor` or `prototype` anywhere is refused, and the merge
+ * itself only ever touches own keys (pipeline/safe-keys.ts).
  */
-import mergePatch from 'json-merge-patch';
 import { isGrpcServiceError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
+import { applyMergePatch, prototypeKeyPaths } from '../pipeline/safe-keys.ts';
 import type { StageName } from '../pipeline/stages.ts';
 
 export const PIPELINE_WORKFLOW = 'recogdrivePipeline';
@@ -55,13 +57,21 @@ export async function runInput(client: Client, runId: string): Promise<unknown> 
 
 /** The rerun's input: the source's input patched with the overrides, and the rerun's reuse settings. */
 export function rerunInput(source: string, sourceInput: unknown, request: RerunRequest): Record<string, unknown> {
-  if (request.overrides !== undefined && 'reuse' in request.overrides) {
+  const prototypeKeys = prototypeKeyPaths(request.overrides ?? {}).map((path) => `overrides.${path}`);
+  if (prototypeKeys.length > 0) {
+    throw new RerunRequestError(
+      'bad-request',
+      `${prototypeKeys.join(', ')}: keys named __proto__, constructor or prototype are not allowed`,
+      prototypeKeys.map((path) => `${path}: keys named __proto__, constructor or prototype are not allowed`),
+    );
+  }
+  if (request.overrides !== undefined && Object.hasOwn(request.overrides, 'reuse')) {
     throw new RerunRequestError('bad-request', 'overrides.reuse cannot be set: a rerun reuses verified outputs; use fromStage and force', [
       'overrides.reuse: not allowed in a rerun (use fromStage and force)',
     ]);
   }
-  const base = typeof sourceInput === 'object' && sourceInput !== null && !Array.isArray(sourceInput) ? structuredClone(sourceInput) : {};
-  const merged = mergePatch.apply(base, request.overrides ?? {}) as Record<string, unknown>;
+  const base = typeof sourceInput === 'object' && sourceInput !== null && !Array.isArray(sourceInput) ? sourceInput : {};
+  const merged = applyMergePatch(base, request.overrides ?? {}) as Record<string, unknown>;
   return {
     ...merged,
     reuse: {

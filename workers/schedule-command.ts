@@ -5,8 +5,12 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { ScheduleNotFoundError, type Client } from '@temporalio/client';
-import { InvalidScheduleConfig, parseScheduleConfig, type ScheduleConfig } from '../infra/schedules/schedule-config.ts';
+import { InvalidScheduleConfig, parseScheduleConfig, ScheduleId, type ScheduleConfig } from '../infra/schedules/schedule-config.ts';
+import { quoted } from '../pipeline/naming.ts';
+import { jsonDocumentProblem } from '../pipeline/safe-keys.ts';
 import { configFromEnv } from './config.ts';
+import { outsideWorkerRoots } from './worker-roots.ts';
+import { parsePipelineInput } from '../pipeline/input.ts';
 import {
   createOrUpdateSchedule,
   deleteSchedule,
@@ -23,7 +27,7 @@ export interface ScheduleCliDeps {
   connect(): Promise<Client>;
   /** The CLI's error: printed as `recogdrive: <message>`, the process exits with `exitCode`. */
   fail(message: string, exitCode: number): Error;
-  exit: { badInput: number; runFailed: number };
+  exit: { badInput: number; runFailed: number; notFound: number };
 }
 
 interface JsonOption {
@@ -35,13 +39,20 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
     console.log(opts.json === true ? JSON.stringify(value, null, 2) : human);
   };
 
-  /** Runs `body` with a client; a missing schedule is a failure naming it (exit 1). */
+  /** A schedule id argument, checked as a config file's scheduleId is (exit 2). */
+  const scheduleIdOf = (value: string): string => {
+    const parsed = ScheduleId.safeParse(value);
+    if (!parsed.success) throw deps.fail(`${quoted(value)} is not a schedule id: ${parsed.error.issues[0]?.message ?? 'invalid'}`, deps.exit.badInput);
+    return value;
+  };
+
+  /** Runs `body` with a client; a missing schedule is reported naming it (exit 4). */
   const withClient = async <T>(scheduleId: string | undefined, body: (client: Client) => Promise<T>): Promise<T> => {
     const client = await deps.connect();
     try {
       return await body(client);
     } catch (error) {
-      if (error instanceof ScheduleNotFoundError) throw deps.fail(`no schedule ${scheduleId ?? error.scheduleId}`, deps.exit.runFailed);
+      if (error instanceof ScheduleNotFoundError) throw deps.fail(`no schedule ${scheduleId ?? error.scheduleId}`, deps.exit.notFound);
       if (error instanceof InvalidScheduleConfig) throw deps.fail(error.message, deps.exit.badInput);
       throw error;
     } finally {
@@ -56,11 +67,15 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
     } catch (error) {
       throw deps.fail(`cannot read ${path}: ${(error as Error).message}`, deps.exit.badInput);
     }
+    let value: unknown;
     try {
-      return JSON.parse(text);
+      value = JSON.parse(text);
     } catch (error) {
       throw deps.fail(`${path} is not valid JSON: ${(error as Error).message}`, deps.exit.badInput);
     }
+    const problem = jsonDocumentProblem(value, path, { prototypeKeys: false });
+    if (problem !== undefined) throw deps.fail(problem, deps.exit.badInput);
+    return value;
   };
 
   const schedule = program
@@ -82,6 +97,8 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
         if (error instanceof InvalidScheduleConfig) throw deps.fail(`${opts.file}: ${error.message}`, deps.exit.badInput);
         throw error;
       }
+      const outside = outsideWorkerRoots(parsePipelineInput(config.input), configFromEnv().RECOGDRIVE_ALLOWED_ROOTS).map((issue) => `input.${issue}`);
+      if (outside.length > 0) throw deps.fail(`${opts.file}: ${new InvalidScheduleConfig(outside).message}`, deps.exit.badInput);
       const result = await withClient(config.scheduleId, (client) => createOrUpdateSchedule(client, config, configFromEnv().RECOGDRIVE_TASK_QUEUE));
       print(opts, result, `${result.outcome} schedule ${result.scheduleId}`);
     });
@@ -89,7 +106,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
   schedule
     .command('pause')
     .description('stop taking actions (a run already going continues)')
-    .argument('<id>')
+    .argument('<id>', 'the schedule id', scheduleIdOf)
     .option('--reason <text>', 'why (shown as the schedule\'s note)')
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { reason?: string } & JsonOption) => {
@@ -100,7 +117,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
   schedule
     .command('unpause')
     .description('take actions again from the next scheduled time (missed ones within the catch-up window too)')
-    .argument('<id>')
+    .argument('<id>', 'the schedule id', scheduleIdOf)
     .option('--reason <text>', 'why (shown as the schedule\'s note)')
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: { reason?: string } & JsonOption) => {
@@ -111,7 +128,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
   schedule
     .command('trigger')
     .description('start a run now, under overlap SKIP: nothing starts while a run of the schedule is still going')
-    .argument('<id>')
+    .argument('<id>', 'the schedule id', scheduleIdOf)
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: JsonOption) => {
       const result = await withClient(id, (client) => triggerSchedule(client, id));
@@ -126,7 +143,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
   schedule
     .command('delete')
     .description('delete the schedule (runs it already started go on)')
-    .argument('<id>')
+    .argument('<id>', 'the schedule id', scheduleIdOf)
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: JsonOption) => {
       await withClient(id, (client) => deleteSchedule(client, id));
@@ -136,7 +153,7 @@ export function registerScheduleCommands(program: Command, deps: ScheduleCliDeps
   schedule
     .command('describe')
     .description('spec, time zone, overlap policy, catch-up window, state, recent runs and next times')
-    .argument('<id>')
+    .argument('<id>', 'the schedule id', scheduleIdOf)
     .option('--json', 'machine-readable output')
     .action(async (id: string, opts: JsonOption) => {
       const view = await withClient(id, (client) => describeSchedule(client, id));

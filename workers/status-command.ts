@@ -6,8 +6,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import type { RunStatus } from '../pipeline/status.ts';
-import { runStatusQuery } from '../workflows/messages.ts';
 import { formatStatus } from './format.ts';
+import { runStatus } from './runs.ts';
 
 export interface WatchOptions {
   intervalMs: number;
@@ -19,10 +19,9 @@ export interface WatchOptions {
 
 /** Prints the status until the run is no longer running; returns the final state. */
 export async function watchStatus(client: Client, runId: string, options: WatchOptions): Promise<RunStatus['state']> {
-  const handle = client.workflow.getHandle(runId);
   let last = '';
   for (;;) {
-    const status = await handle.query(runStatusQuery);
+    const status = await runStatus(client, runId);
     const text = options.json ? `${JSON.stringify(status)}\n` : `${formatStatus(status)}\n`;
     if (text !== last) {
       // Clear the screen and home the cursor: the view stays in one place on a terminal.

@@ -17,17 +17,21 @@ import {
   proxyActivities,
   upsertSearchAttributes,
   setHandler,
+  TerminatedFailure,
+  TimeoutFailure,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { RecogdriveActivities } from '../activities/index.ts';
 import { FailureType, NON_RETRYABLE_ACTIVITY_ERRORS } from '../pipeline/failures.ts';
 import { CONTRACTS } from '../pipeline/contracts/index.ts';
+import { workerHostPaths, type WorkerHostPath } from '../pipeline/host-roots.ts';
 import { InvalidPipelineInput, parsePipelineInput, type ComputeBackend, type ParseOptions, type PipelineConfig } from '../pipeline/input.ts';
 import type { LaunchOptions } from '../pipeline/launch.ts';
 import { consumerRecordsOf, runRecordOf } from '../pipeline/lineage.ts';
 import { gpuHoursOf, tpuHoursOf, upsertUsage } from '../pipeline/cost.ts';
-import { stageLogsUri } from '../pipeline/naming.ts';
+import { runIdProblem, stageLogsUri } from '../pipeline/naming.ts';
 import { buildPlan, type Plan, type PlannedStage, type StageDecision } from '../pipeline/plan.ts';
+import { mergeProgress } from '../pipeline/progress.ts';
 import { stageRunInput, type StageResult } from '../pipeline/stage-run.ts';
 import { STAGES, type StageName } from '../pipeline/stages.ts';
 import type { RunStatus, RunSummary, StageState, StageStatus } from '../pipeline/status.ts';
@@ -35,9 +39,16 @@ import { runStatusQuery, stageUpdateSignal } from './messages.ts';
 import { EXPERIMENT_ATTRIBUTE, RERUN_OF_ATTRIBUTE, STATUS_ATTRIBUTE } from './search-attributes.ts';
 import { recogdriveStage } from './stage.ts';
 
-const { preflight, resolveImages, lookupArtifacts, recordRun, verifyProvided } = proxyActivities<RecogdriveActivities>({
+const { preflight, resolveImages } = proxyActivities<RecogdriveActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { maximumAttempts: 3, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+});
+// Planning reads and writes lineage: a storage outage is waited out (about 4 minutes of back-off),
+// never planned around; past it the run fails with the store's error. Only activity options change:
+// replay matches activities by type and id.
+const { lookupArtifacts, recordRun, verifyProvided } = proxyActivities<RecogdriveActivities>({
+  startToCloseTimeout: '5 minutes',
+  retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
 });
 
 /** Runs started before fingerprints and reuse existed replay without them. */
@@ -51,15 +62,33 @@ const SEARCH_ATTRIBUTES_PATCH = 'search-attributes-v1';
 const MARKERS_BESIDE_OUTPUTS_PATCH = 'markers-beside-outputs-v1';
 /** Runs started before the input was checked against the upstream code replay without those refusals. */
 const UPSTREAM_CHECKS_PATCH = 'upstream-checks-v1';
+/** Runs started before the input's bounds, env policy and prototype-key refusals (pipeline/input-limits.ts) replay without them. */
+const INPUT_LIMITS_PATCH = 'input-limits-v1';
 /**
  * Runs started before the trainer flavours and the checkpoint exports (stage2Export, stage3Export)
  * replay with the old DAG and the TPU port everywhere (pipeline/input.ts legacyConfig).
  */
 const CHECKPOINT_EXPORTS_PATCH = 'checkpoint-exports-v1';
+/** Runs that failed on a stage without a message of its own (cancelled, terminated) replay with the SDK's wording. */
+const READABLE_STAGE_FAILURES_PATCH = 'readable-stage-failures-v1';
+/** What a run's status says when the run was cancelled (the clients add by whom). */
+const RUN_CANCELLED = 'run cancelled';
+/** Runs started before a progress update without totals kept the known ones replay with updates replacing progress. */
+const PROGRESS_KEEPS_TOTALS_PATCH = 'progress-keeps-totals-v1';
+/** Runs started before the run id was checked here may have any workflow id; they replay unchecked. */
+const RUN_ID_CHECK_PATCH = 'run-id-check-v1';
 
 export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary> {
   const runId = workflowInfo().workflowId;
-  const config = validated(rawInput, { upstreamChecks: patched(UPSTREAM_CHECKS_PATCH), legacyDag: !patched(CHECKPOINT_EXPORTS_PATCH) });
+  // `temporal workflow start --workflow-id '../x'` bypasses every client: refuse before anything is created.
+  // The patch is asked only for ids that fail the check, so runs with good ids record no marker.
+  const runIdRefusal = runIdProblem(runId);
+  if (runIdRefusal !== undefined && patched(RUN_ID_CHECK_PATCH)) refuseInvalidRunId(runIdRefusal);
+  const config = validated(rawInput, {
+    upstreamChecks: patched(UPSTREAM_CHECKS_PATCH),
+    legacyDag: !patched(CHECKPOINT_EXPORTS_PATCH),
+    limits: patched(INPUT_LIMITS_PATCH),
+  });
   const launchOptions: LaunchOptions = { markers: patched(MARKERS_BESIDE_OUTPUTS_PATCH) ? 'beside' : 'inside' };
   // Until the lookup is done the status shows the plan without reuse (every selected stage pending).
   let plan = buildPlan(config, runId, {}, launchOptions);
@@ -67,13 +96,15 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
   let byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
 
   setHandler(runStatusQuery, () => status);
+  const keepsProgressTotals = patched(PROGRESS_KEEPS_TOTALS_PATCH);
   setHandler(stageUpdateSignal, (update) => {
     const stage = byStage.get(update.stage);
     if (stage === undefined || stage.state !== 'running') return;
+    const sameAttempt = stage.attempt === update.attempt;
     stage.attempt = update.attempt;
     if (update.phase !== undefined) stage.phase = update.phase;
     if (update.computeName !== undefined) stage.computeName = update.computeName;
-    if (update.progress !== undefined) stage.progress = update.progress;
+    if (update.progress !== undefined) stage.progress = keepsProgressTotals && sameAttempt ? mergeProgress(stage.progress, update.progress) : update.progress;
     if (update.computeEvent !== undefined) stage.computeEvent = update.computeEvent;
     if (update.usage !== undefined) stage.compute = upsertUsage(stage.compute ?? [], update.usage);
   });
@@ -92,7 +123,7 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
       status = initialStatus(plan, config);
       byStage = new Map<StageName, StageStatus>(status.stages.map((s) => [s.stage, s]));
     } else {
-      await checkBackends(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.compute!.backend), config.artifactRoot);
+      await checkBackends(plan.stages.filter((s) => s.decision === 'RUN').map((s) => s.compute!.backend), config.artifactRoot, undefined, workerHostPaths(config));
     }
     const results = await runDag(config, plan, byStage);
     status.state = 'succeeded';
@@ -102,7 +133,8 @@ export async function recogdrivePipeline(rawInput: unknown): Promise<RunSummary>
   } catch (error) {
     status.state = isCancellation(error) ? 'cancelled' : 'failed';
     status.endedAt = new Date().toISOString();
-    status.error = error instanceof Error ? error.message : String(error);
+    // Who asked is in the cancel request, which workflow code does not see: the clients add it (workers/cancel-request.ts).
+    status.error = isCancellation(error) ? RUN_CANCELLED : error instanceof Error ? error.message : String(error);
     if (searchable) upsertSearchAttributes([{ key: STATUS_ATTRIBUTE, value: status.state }]);
     throw error;
   }
@@ -118,6 +150,7 @@ async function planWithReuse(config: PipelineConfig, runId: string, launchOption
     selected.map((s) => s.compute.backend),
     config.artifactRoot,
     config.gcp?.project,
+    workerHostPaths(config),
   );
   const context = await asRunFailure(async () => {
     const imageDigests = await resolveImages({ images: selected });
@@ -126,7 +159,7 @@ async function planWithReuse(config: PipelineConfig, runId: string, launchOption
   const plan = buildPlan(config, runId, context, launchOptions);
   await checkProvidedInputs(config, plan);
   const now = new Date().toISOString();
-  await recordRun({ artifactRoot: config.artifactRoot, run: runRecordOf(plan, now), consumers: consumerRecordsOf(plan, now) });
+  await asRunFailure(() => recordRun({ artifactRoot: config.artifactRoot, run: runRecordOf(plan, now, workflowInfo().firstExecutionRunId), consumers: consumerRecordsOf(plan, now) }));
   return plan;
 }
 
@@ -152,8 +185,8 @@ async function checkProvidedInputs(config: PipelineConfig, plan: Plan): Promise<
 }
 
 /** Fails the run, before anything is created, when a backend or the artifact root is unusable. */
-async function checkBackends(backends: ComputeBackend[], artifactRoot: string, project?: string): Promise<void> {
-  await asRunFailure(() => preflight({ backends: [...new Set(backends)], artifactRoot, ...(project === undefined ? {} : { project }) }));
+async function checkBackends(backends: ComputeBackend[], artifactRoot: string, project: string | undefined, hostPaths: WorkerHostPath[]): Promise<void> {
+  await asRunFailure(() => preflight({ backends: [...new Set(backends)], artifactRoot, ...(project === undefined ? {} : { project }), hostPaths }));
 }
 
 /** An activity's typed failure (bad input, backend unavailable) as the run's own failure, with its message. */
@@ -165,6 +198,11 @@ async function asRunFailure<T>(step: () => Promise<T>): Promise<T> {
     if (!(cause instanceof ApplicationFailure)) throw error;
     throw ApplicationFailure.create({ type: cause.type ?? FailureType.BackendUnavailable, message: cause.message, nonRetryable: true });
   }
+}
+
+/** Fails the run (not retried) when its workflow id is not a run id: names, paths and labels derive from it. */
+function refuseInvalidRunId(problem: string): never {
+  throw ApplicationFailure.create({ type: FailureType.InvalidRunId, message: `invalid run id: ${problem}`, nonRetryable: true });
 }
 
 function validated(rawInput: unknown, options: ParseOptions): PipelineConfig {
@@ -194,6 +232,8 @@ async function runDag(
   const started = new Map<StageName, Promise<void>>();
   let firstFailure: { stage: StageName; error: unknown } | undefined;
   const branches = new CancellationScope();
+  /** Why this run cancelled a stage: the run itself was cancelled, or another stage failed first. */
+  const cancelledBecause = (): string => (firstFailure === undefined ? RUN_CANCELLED : `cancelled because stage ${firstFailure.stage} failed`);
 
   const runStage = (stage: StageName): Promise<void> => {
     const existing = started.get(stage);
@@ -221,7 +261,7 @@ async function runDag(
         Object.assign(stageStatus, {
           state: cancelledByRun ? 'cancelled' : 'failed',
           endedAt: new Date().toISOString(),
-          error: failureMessage(error),
+          error: cancelledByRun ? cancelledBecause() : stageFailureText(error, step.workflowId!),
         });
         delete stageStatus.phase;
         if (firstFailure === undefined && !cancelledByRun) {
@@ -236,13 +276,18 @@ async function runDag(
   };
 
   await branches.run(() => Promise.allSettled(STAGES.map(runStage)));
+  const notStarted = firstFailure !== undefined || branches.consideredCancelled ? `not started: ${cancelledBecause()}` : 'an upstream stage did not succeed';
   for (const s of byStage.values()) {
-    if (s.state === 'pending' && s.decision === 'RUN') Object.assign(s, { state: 'cancelled', error: 'an upstream stage did not succeed' });
+    if (s.state === 'pending' && s.decision === 'RUN') Object.assign(s, { state: 'cancelled', error: notStarted });
   }
   if (firstFailure !== undefined) {
+    // The run's failure is in its history: runs that failed with the SDK's wording before keep it on replay.
+    const failed = firstFailure;
+    const readable = stageFailureText(failed.error, planned.get(failed.stage)!.workflowId!);
+    const message = readable !== failureMessage(failed.error) && patched(READABLE_STAGE_FAILURES_PATCH) ? readable : failureMessage(failed.error);
     throw ApplicationFailure.create({
       type: FailureType.StageFailed,
-      message: `stage ${firstFailure.stage} failed: ${failureMessage(firstFailure.error)}`,
+      message: `stage ${firstFailure.stage} failed: ${message}`,
       nonRetryable: true,
       details: [{ stage: firstFailure.stage, type: failureType(firstFailure.error) }],
       cause: firstFailure.error instanceof Error ? firstFailure.error : undefined,
@@ -261,6 +306,22 @@ function failureType(error: unknown): string | undefined {
     if (current instanceof ApplicationFailure && current.type) return current.type;
   }
   return undefined;
+}
+
+/**
+ * What a stage's failure says to a user: the message it gave, else what happened to its workflow
+ * (cancelled, terminated, timed out), never the SDK's "Child Workflow execution failed".
+ */
+function stageFailureText(error: unknown, workflowId: string): string {
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (current instanceof ApplicationFailure) return current.message;
+  }
+  for (let current: unknown = error; current instanceof Error; current = current.cause) {
+    if (current instanceof CancelledFailure) return `cancelled from outside the run: its workflow ${workflowId} got a cancel request of its own (not from this run)`;
+    if (current instanceof TerminatedFailure) return `its workflow ${workflowId} was terminated`;
+    if (current instanceof TimeoutFailure) return `its workflow ${workflowId} timed out (${current.timeoutType})`;
+  }
+  return failureMessage(error);
 }
 
 /** The message the failed stage gave (first application failure of the chain), else the error's own. */

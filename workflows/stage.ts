@@ -65,6 +65,14 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
   });
+  // A launch heartbeats while it waits for the slice's hosts (up to the SSH connect deadline each);
+  // cancelling it waits until the try stopped, so the stop that follows cannot race a create.
+  const launching = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+  });
   // Cleanup must not give up: a leaked TPU costs money every hour.
   const cleanup = proxyActivities<RecogdriveActivities>({
     startToCloseTimeout: '30 minutes',
@@ -149,6 +157,7 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
   };
 
   const markers = patched(STAGE_MARKERS_PATCH);
+  const fencedLaunch = patched(FENCED_LAUNCH_PATCH);
 
   /** A verified output recorded for lineage and reuse; `attempt` is the one whose DONE.json it is. */
   const recorded = async (verified: VerifyReport, attempt: number, computeName: string, times: { startedAt: number; exitedAt: number }): Promise<StageResult> => {
@@ -213,7 +222,8 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         report({ usage });
       }
       report({ computeName: lease.name, phase: 'launching' });
-      await short.launchStage({ lease, launch, attempt, compute: input.compute, hangTimeoutMs: limits.hangTimeoutMs });
+      // runId is an argument only (replay compares activity types, not inputs): no patch needed.
+      await (fencedLaunch ? launching : short).launchStage({ lease, launch, attempt, runId: input.runId, compute: input.compute, hangTimeoutMs: limits.hangTimeoutMs });
       enter('running');
       const outcome = await watcher.watchStage({
         lease,
@@ -296,6 +306,8 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
 
 /** Runs started before completion markers and lineage replay without them. */
 const STAGE_MARKERS_PATCH = 'stage-markers-v1';
+/** Runs started before launches heartbeat and are fenced on the hosts launch with the short activity options. */
+const FENCED_LAUNCH_PATCH = 'fenced-launch-v1';
 
 /** The error of an attempt as one typed, readable failure. */
 function asStageFailure(stage: string, error: unknown): ApplicationFailure {

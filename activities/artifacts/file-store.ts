@@ -15,10 +15,10 @@ export class FileArtifactStore implements ArtifactStore {
     const root = filePathOf(uri);
     return {
       async list(path: string): Promise<OutputEntry[]> {
-        const entries = await readdir(join(root, path), { withFileTypes: true }).catch(() => []);
+        const entries = await readdir(join(root, path), { withFileTypes: true }).catch(absentAs([]));
         return entries.map((e) => ({ name: e.name, dir: e.isDirectory() })).sort((a, b) => a.name.localeCompare(b.name));
       },
-      readText: (path: string) => readFile(join(root, path), 'utf8').catch(() => undefined),
+      readText: (path: string) => readFile(join(root, path), 'utf8').catch(absentAs(undefined)),
       stat: (path: string) => fileStat(join(root, path)),
     };
   }
@@ -51,7 +51,7 @@ export class FileArtifactStore implements ArtifactStore {
   }
 
   readText(uri: string): Promise<string | undefined> {
-    return readFile(filePathOf(uri), 'utf8').catch(() => undefined);
+    return readFile(filePathOf(uri), 'utf8').catch(absentAs(undefined));
   }
 
   stat(uri: string): Promise<ObjectStat | undefined> {
@@ -67,6 +67,19 @@ export class FileArtifactStore implements ArtifactStore {
       throw new Error(`artifact root ${rootUri} is not a writable directory: ${(error as Error).message}`, { cause: error });
     }
   }
+}
+
+/**
+ * Only a definite "nothing there" is an absence (ENOENT, ENOTDIR: a file where a folder would be;
+ * EISDIR: a folder is not an object). Any other error (EIO, EACCES, a stale mount) is thrown: a
+ * reader that called it absence would make an outage look like a missing output or record.
+ */
+function absentAs<T>(value: T): (error: unknown) => T {
+  return (error) => {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return value;
+    throw error;
+  };
 }
 
 /** Size of a regular file; undefined when there is none at the path (a folder is not an object). */

@@ -21,6 +21,11 @@ export interface GcsStoreOptions {
   listPageSize?: number;
   /** Compose attempts of one append when other writers keep changing the object (412). */
   appendAttempts?: number;
+  /**
+   * The client's own retries of one request (default 3, with back-off). Past them an error is
+   * thrown, never read as absence: the activity fails and Temporal retries it.
+   */
+  maxRetries?: number;
 }
 
 export interface GcsLocation {
@@ -92,6 +97,7 @@ export class GcsArtifactStore implements ArtifactStore {
   readonly schemes = ['gs'] as const;
   readonly #options: GcsStoreOptions;
   #storage: Promise<Storage> | undefined;
+  #downloads: Promise<Storage> | undefined;
 
   constructor(options: GcsStoreOptions = {}) {
     this.#options = options;
@@ -104,9 +110,28 @@ export class GcsArtifactStore implements ArtifactStore {
         new Storage({
           ...(this.#options.apiEndpoint === undefined ? {} : { apiEndpoint: this.#options.apiEndpoint }),
           ...(this.#options.projectId === undefined ? {} : { projectId: this.#options.projectId }),
+          // maxRetries 0 alone still retries a refused connection for ~15 s: 0 means no retries at all.
+          ...(this.#options.maxRetries === undefined ? {} : { retryOptions: this.#options.maxRetries === 0 ? { autoRetry: false } : { maxRetries: this.#options.maxRetries } }),
         }),
     );
     return this.#storage;
+  }
+
+  /**
+   * A client for downloads with the library's retries off: its retry of a download answered 5xx
+   * pipes into a destroyed stream and throws ERR_STREAM_UNABLE_TO_PIPE outside any promise,
+   * killing the worker process (@google-cloud/storage 7.x over teeny-request). readText retries itself.
+   */
+  #downloadClient(): Promise<Storage> {
+    this.#downloads ??= import('@google-cloud/storage').then(
+      ({ Storage }) =>
+        new Storage({
+          ...(this.#options.apiEndpoint === undefined ? {} : { apiEndpoint: this.#options.apiEndpoint }),
+          ...(this.#options.projectId === undefined ? {} : { projectId: this.#options.projectId }),
+          retryOptions: { autoRetry: false },
+        }),
+    );
+    return this.#downloads;
   }
 
   async #file(uri: string): Promise<{ bucket: Bucket; file: File; key: string }> {
@@ -168,13 +193,20 @@ export class GcsArtifactStore implements ArtifactStore {
   }
 
   async readText(uri: string): Promise<string | undefined> {
-    const { file } = await this.#file(uri);
-    try {
-      const [content] = await file.download();
-      return content.toString('utf8');
-    } catch (error) {
-      if (httpStatusOf(error) === 404) return undefined;
-      throw storeError('reading', uri, error);
+    const { bucket, key } = parseGsUri(uri);
+    if (key === '') throw new Error(`${uri} names a bucket, not an object`);
+    const file = (await this.#downloadClient()).bucket(bucket).file(key);
+    const retries = this.#options.maxRetries ?? DEFAULT_DOWNLOAD_RETRIES;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const [content] = await file.download();
+        return content.toString('utf8');
+      } catch (error) {
+        const status = httpStatusOf(error);
+        if (status === 404) return undefined;
+        if (attempt >= retries || !isTransient(status)) throw storeError('reading', uri, error);
+        await sleep(DOWNLOAD_BACKOFF_MS * 2 ** attempt);
+      }
     }
   }
 
@@ -294,4 +326,13 @@ export class GcsArtifactStore implements ArtifactStore {
       throw storeError(`artifact root ${rootUri} (bucket "${bucketName}"): deleting the probe object`, `gs://${bucketName}/${probeKey}`, error);
     }
   }
+}
+
+/** Retries of one download (the library's default for other requests is 3, too). */
+const DEFAULT_DOWNLOAD_RETRIES = 3;
+const DOWNLOAD_BACKOFF_MS = 250;
+
+/** A failure a repeat may not meet: no HTTP answer at all (connection refused or reset), 408, 429 or 5xx. */
+function isTransient(status: number | undefined): boolean {
+  return status === undefined || status === 408 || status === 429 || status >= 500;
 }

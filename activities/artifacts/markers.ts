@@ -4,7 +4,7 @@
  * have put them there.
  */
 import { z } from 'zod';
-import type { DoneMarker } from '../../pipeline/markers.ts';
+import type { DoneMarker, VerdictClaim } from '../../pipeline/markers.ts';
 import type { ArtifactRecord, RunRecord } from '../../pipeline/lineage.ts';
 import { STAGES } from '../../pipeline/stages.ts';
 
@@ -23,6 +23,8 @@ const DoneMarkerSchema = z.object({
   manifest: z.object({ files: Count, bytes: Count, digest: Digest, list: z.string().min(1) }),
   check: z.object({ spec: z.unknown(), problems: z.array(z.string()), summary: Summary }),
 });
+
+const VerdictClaimSchema = z.object({ verdict: z.enum(['done', 'failed']), writer: z.enum(['wrapper', 'orchestrator']), at: z.string() });
 
 const Sample = z.object({ path: z.string(), size: Count });
 const StageName = z.enum(STAGES);
@@ -50,6 +52,7 @@ const RunRecordSchema = z.object({
   runId: z.string(),
   experiment: z.string(),
   rerunOf: z.string().optional(),
+  execution: z.string().optional(),
   plannedAt: z.string(),
   stages: z.array(
     z.object({
@@ -79,6 +82,7 @@ function parse<T>(schema: z.ZodType<T>, text: string, what: string): Parsed<T> {
 }
 
 export const parseDoneMarker = (text: string): Parsed<DoneMarker> => parse(DoneMarkerSchema as z.ZodType<DoneMarker>, text, 'DONE.json');
+export const parseVerdictClaim = (text: string): Parsed<VerdictClaim> => parse(VerdictClaimSchema, text, 'VERDICT.json');
 export const parseArtifactRecord = (text: string): Parsed<ArtifactRecord> =>
   parse(ArtifactRecordSchema as z.ZodType<ArtifactRecord>, text, 'ARTIFACT.json');
 export const parseRunRecord = (text: string): Parsed<RunRecord> => parse(RunRecordSchema as z.ZodType<RunRecord>, text, 'run record');

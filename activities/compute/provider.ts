@@ -18,7 +18,9 @@ export interface ComputeProvider {
   health?(request: ComputeRequest): Promise<LeaseHealth>;
   /**
    * Every labelled machine this backend holds (the janitor's view). Optional: a backend that
-   * creates nothing (static) has nothing to list. `labels.run` must be the exact run id.
+   * cannot leak has nothing to list. `labels.run` must be the exact run id. A backend that
+   * could list only part of what it holds (some static hosts unreachable) throws
+   * IncompleteListing with that part.
    */
   listLeases?(): Promise<LeaseRecord[]>;
   /**
@@ -26,4 +28,18 @@ export interface ComputeProvider {
    * not it). True when it was deleted; false when it was not found (counts as gone).
    */
   deleteLease?(record: LeaseRecord): Promise<boolean>;
+}
+
+/**
+ * A listing with parts missing (e.g. static hosts that did not answer): `leases` is what was
+ * listed. A caller that does not know this error treats the backend as not listed, which stays
+ * true; the janitor cleans what was listed and reports the backend as not (fully) listed.
+ */
+export class IncompleteListing extends Error {
+  override name = 'IncompleteListing';
+  readonly leases: LeaseRecord[];
+  constructor(message: string, leases: LeaseRecord[]) {
+    super(message);
+    this.leases = leases;
+  }
 }

@@ -11,9 +11,19 @@ export interface ContainerState {
   /** Epoch ms; undefined when not started / not finished. */
   startedAt: number | undefined;
   finishedAt: number | undefined;
+  /** The stage attempt that created it (label recogdrive.attempt); undefined for a container without one. */
+  attempt?: number;
 }
 
-const STATE_FORMAT = '{{.Id}}|{{.State.Status}}|{{.State.ExitCode}}|{{.State.OOMKilled}}|{{.State.StartedAt}}|{{.State.FinishedAt}}';
+/** The label that names the stage attempt a container belongs to (so a later attempt removes it instead of adopting it). */
+export const ATTEMPT_LABEL = 'recogdrive.attempt';
+/** Every container this project starts carries OWNER_LABEL=LEASE_OWNER: what the janitor lists on static hosts. */
+export const OWNER_LABEL = 'recogdrive.owner';
+/** The container's stage, and its exact run id (run ids are [A-Za-z0-9._:-], safe as a label value). */
+export const STAGE_LABEL = 'recogdrive.stage';
+export const RUN_LABEL = 'recogdrive.run';
+
+const STATE_FORMAT = `{{.Id}}|{{.State.Status}}|{{.State.ExitCode}}|{{.State.OOMKilled}}|{{.State.StartedAt}}|{{.State.FinishedAt}}|{{index .Config.Labels "${ATTEMPT_LABEL}"}}`;
 
 export const docker = {
   inspect: (name: string) => ['docker', 'inspect', '--format', STATE_FORMAT, name],
@@ -42,9 +52,10 @@ export const FREE_TPU = ['sh', '-c', 'rm -f /tmp/libtpu_lockfile; for d in /dev/
 
 /** Parses `docker inspect --format STATE_FORMAT`; undefined when the output is not that. */
 export function parseContainerState(text: string): ContainerState | undefined {
-  const [id, status, exitCode, oomKilled, startedAt, finishedAt] = text.trim().split('|');
+  const [id, status, exitCode, oomKilled, startedAt, finishedAt, attempt] = text.trim().split('|');
   if (id === undefined || status === undefined || exitCode === undefined || finishedAt === undefined) return undefined;
   return {
+    ...(attempt !== undefined && /^[1-9]\d*$/.test(attempt) ? { attempt: Number(attempt) } : {}),
     id,
     status,
     exitCode: Number(exitCode),

@@ -25,9 +25,19 @@ export interface WatchContext {
   resumeFrom: unknown;
 }
 
+/** What a launch needs from Temporal: it may outlive a heartbeat timeout, and a retry may overtake it. */
+export interface LaunchContext {
+  /** Records liveness with Temporal; called while the launch waits (a slow or unreachable host). */
+  heartbeat(): void;
+  /** Aborted when the try lost its lease (cancelled, timed out, superseded): it must start nothing more. */
+  cancelled: AbortSignal;
+  /** Temporal's attempt number of this launch activity: with the stage attempt, the try's fence token. */
+  tryNumber: number;
+}
+
 export interface StageExecutor {
-  /** Starts the stage, or adopts the container of the same name when it already exists. */
-  launch(request: LaunchRequest): Promise<LaunchResult>;
+  /** Starts the stage (fenced: a superseded try creates nothing), or adopts this attempt's container when it already exists. */
+  launch(request: LaunchRequest, context?: LaunchContext): Promise<LaunchResult>;
   /** Returns when the stage exited, vanished, or hung (made no progress for hangTimeoutMs). */
   watch(request: WatchRequest, context: WatchContext): Promise<WatchResult>;
   /** Stops the stage's container(s) if running, saves every worker's log, removes the container(s). Idempotent. */

@@ -14,12 +14,13 @@ import { mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/pro
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApplicationFailure } from '@temporalio/common';
-import type { SimulationConfig } from '../../pipeline/input.ts';
+import { SIMULATOR_CONTROLS } from '../../pipeline/env-policy.ts';
+import { RESERVED_ENV, RESERVED_ENV_PREFIX, type SimulationConfig } from '../../pipeline/input.ts';
 import type { Mount } from '../../pipeline/launch.ts';
 import { WRAPPER_ENV } from '../../pipeline/markers.ts';
 import { GROWTH_INTERVAL_ENV, growthIntervalFor } from '../../pipeline/output-growth.ts';
 import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
-import { MAX_SAVED_LOG_BYTES, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
+import { MAX_SAVED_LOG_BYTES, type LaunchContext, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
 import { LogScanner } from './log-scanner.ts';
 import { WatchReporting } from './watch-reporting.ts';
 
@@ -60,7 +61,8 @@ export class LocalProcessExecutor implements StageExecutor {
     this.options = options;
   }
 
-  async launch(request: LaunchRequest): Promise<LaunchResult> {
+  /** Quick and local (no host to wait for): a try that lost its lease before the spawn starts nothing. */
+  async launch(request: LaunchRequest, context?: LaunchContext): Promise<LaunchResult> {
     const { launch } = request;
     const dir = containerDir(request.lease.workers[0], launch.containerName);
     if ((await inspect(dir)).kind !== 'absent') return { containerName: launch.containerName, adopted: true };
@@ -68,6 +70,7 @@ export class LocalProcessExecutor implements StageExecutor {
 
     const mounts = await Promise.all(launch.mounts.map((mount) => this.resolveMount(mount)));
     const env = this.environment(request, dir, mounts);
+    context?.cancelled.throwIfAborted();
     await rm(dir, { recursive: true, force: true });
     await mkdir(join(dir, 'state'), { recursive: true });
     await writeFile(join(dir, 'launch.json'), JSON.stringify(launch, null, 2));
@@ -172,9 +175,10 @@ export class LocalProcessExecutor implements StageExecutor {
     const markersPath = request.launch.markers?.containerPath;
     const markers = markersPath === undefined ? undefined : mounts.find((m) => m.target === markersPath);
     if (markersPath !== undefined && markers === undefined) throw invalid(`no mount for the markers folder ${markersPath}`);
-    // A clean environment, as in a container: nothing of the worker's own environment leaks into a stage.
+    // A clean environment, as in a container: nothing of the worker's own environment leaks into a stage,
+    // and of the stage's env only what the contract and the orchestrator set (hostProcessEnv).
     return {
-      ...request.launch.env,
+      ...hostProcessEnv(request.launch.env),
       PATH: `${this.options.shimsDir}:${this.options.wrapperBinDir}:/usr/local/bin:/usr/bin:/bin`,
       LANG: 'C.UTF-8',
       HOME: join(dir, 'state'),
@@ -196,6 +200,21 @@ export class LocalProcessExecutor implements StageExecutor {
       ...(faultApplies ? { RECOGDRIVE_SIM_FAULT: fault.kind, RECOGDRIVE_SIM_FAULT_AT: String(fault.at) } : {}),
     };
   }
+}
+
+/**
+ * The part of a launch spec's env a host process may get: the contract's variables (RESERVED_ENV,
+ * which a user's env cannot set), the stage wrapper's RECOGDRIVE_* and the simulator's controls.
+ * Nothing else of a user's `env` reaches a process outside a container (NODE_OPTIONS, LD_PRELOAD ...
+ * would run code on the worker host); the plumbing RECOGDRIVE_SIM_* names are set after this.
+ */
+export function hostProcessEnv(launchEnv: Readonly<Record<string, string>>): Record<string, string> {
+  const reserved: readonly string[] = RESERVED_ENV;
+  return Object.fromEntries(
+    Object.entries(launchEnv).filter(
+      ([name]) => reserved.includes(name) || (name.startsWith(RESERVED_ENV_PREFIX) && (!name.startsWith('RECOGDRIVE_SIM_') || SIMULATOR_CONTROLS.includes(name))),
+    ),
+  );
 }
 
 function containerDir(worker: WorkerEndpoint | undefined, name: string): string {

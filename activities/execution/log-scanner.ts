@@ -2,8 +2,45 @@
  * Reads a growing log in chunks: progress lines, wanted patterns, the last lines for errors, and
  * the stage wrapper's output-growth lines (pipeline/output-growth.ts), which are liveness, not output.
  */
+import { z } from 'zod';
 import { GROWTH_LINE_PREFIX, parseGrowthLine, type OutputTotals } from '../../pipeline/output-growth.ts';
-import { ProgressTracker, type Progress, type ProgressHints } from '../../pipeline/progress.ts';
+import { ProgressTracker, type Progress, type ProgressHints, type ProgressState } from '../../pipeline/progress.ts';
+
+/** What a watcher heartbeats so that a retried one continues where it stopped (beside the executor's own position in the log). */
+export interface ScannerCheckpoint {
+  seen: string[];
+  /** Progress as last reported, for whoever reads the heartbeat. */
+  progress?: Progress;
+  tracker: ProgressState;
+}
+
+const Count = z.number().finite().min(0);
+const ProgressSchema = z.looseObject({
+  epoch: Count.optional(),
+  step: Count.optional(),
+  totalSteps: Count.optional(),
+  fraction: z.number().min(0).max(1).optional(),
+  loss: z.number().finite().optional(),
+  reward: z.number().finite().optional(),
+  etaSeconds: Count.optional(),
+  output: z.object({ files: Count, bytes: Count }).optional(),
+  line: z.string(),
+  updatedAt: Count,
+});
+/** Heartbeat details come back through Temporal from an earlier try, maybe of an older worker: checked, not trusted. */
+const CheckpointSchema = z.looseObject({
+  seen: z.array(z.string()).optional(),
+  tracker: z
+    .object({
+      datasetSamples: Count,
+      batchSize: Count.optional(),
+      current: ProgressSchema.optional(),
+      basis: z.enum(['steps', 'chunks', 'output']).optional(),
+      baseline: z.object({ kind: z.enum(['steps', 'coarse']), value: z.number().finite(), at: Count }).optional(),
+      counters: z.array(z.tuple([z.string(), z.string()])),
+    })
+    .optional(),
+});
 
 const TAIL_LINES = 40;
 
@@ -31,6 +68,27 @@ export class LogScanner {
     this.patterns = patterns;
     this.outputAt = now;
     for (const pattern of alreadySeen) if (patterns.includes(pattern)) this.seen.add(pattern);
+  }
+
+  /** What the next watcher needs to continue: patterns seen and what progress has learned (totals, ETA basis). */
+  checkpoint(): ScannerCheckpoint {
+    const progress = this.tracker.snapshot();
+    return { seen: this.seenPatterns(), ...(progress === undefined ? {} : { progress }), tracker: this.tracker.state() };
+  }
+
+  /**
+   * Continues from a previous watcher's heartbeat (`resumeFrom`): its seen patterns and its
+   * progress, so totals, bar and ETA survive a retry. Details it cannot read are ignored (progress
+   * then starts over, as it did before watchers carried it); returns whether progress was restored.
+   */
+  resume(details: unknown): boolean {
+    const parsed = CheckpointSchema.safeParse(details);
+    if (!parsed.success) return false;
+    for (const pattern of parsed.data.seen ?? []) if (this.patterns.includes(pattern)) this.seen.add(pattern);
+    const tracker = parsed.data.tracker;
+    if (tracker === undefined) return false;
+    this.tracker.restore(tracker as ProgressState);
+    return true;
   }
 
   /** Feeds a chunk of log text (may end mid-line; tqdm separates updates with \r). */

@@ -1,6 +1,7 @@
 /**
  * What every executor's watch loop reports while a stage runs: a heartbeat with a checkpoint
  * the next watcher can resume from, and progress to the run's status at most once per interval.
+ * A retried watcher's reporting starts from its predecessor's checkpoint (totals, ETA basis).
  */
 import type { WatchContext } from './executor.ts';
 import type { LogScanner } from './log-scanner.ts';
@@ -15,16 +16,23 @@ export class WatchReporting {
     this.scanner = scanner;
     this.context = context;
     this.intervalMs = intervalMs;
+    // Before the first line is fed: the executor's log position and this state come from the same heartbeat.
+    scanner.resume(context.resumeFrom);
   }
 
   /** Heartbeats `checkpoint` (plus what was seen so far) and reports progress when due and changed. */
   async tick(now: number, checkpoint: Record<string, unknown>): Promise<void> {
-    this.context.heartbeat({ ...checkpoint, seen: this.scanner.seenPatterns(), progress: this.scanner.progress() });
+    this.beat(checkpoint);
     if (now - this.lastReportAt < this.intervalMs) return;
     const progress = this.scanner.takeProgress();
     if (progress === undefined) return;
     this.lastReportAt = now;
     await this.context.reportProgress(progress);
+  }
+
+  /** Heartbeats `checkpoint` (plus what was seen so far) without reporting: the liveness beat between ticks. */
+  beat(checkpoint: Record<string, unknown>): void {
+    this.context.heartbeat({ ...checkpoint, ...this.scanner.checkpoint() });
   }
 
   /** Reports the last progress when the stage ended, whatever the interval. */

@@ -18,6 +18,8 @@ import {
 } from '../../pipeline/lineage.ts';
 import { planFingerprints, type PlanContext } from '../../pipeline/plan.ts';
 import type { StageName } from '../../pipeline/stages.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { FailureType } from '../../pipeline/failures.ts';
 import { parseArtifactRecord, parseRunRecord } from '../artifacts/markers.ts';
 import { markerLocationsToTry, markerReaders, type StoreFor } from '../artifacts/marker-readers.ts';
 import { checkStillValid } from '../verify/reusable.ts';
@@ -25,6 +27,9 @@ import { checkStillValid } from '../verify/reusable.ts';
 export type { StoreFor } from '../artifacts/marker-readers.ts';
 
 export class UnknownRunError extends Error {}
+
+/** A lineage record that was read but does not parse: there, but unusable (unlike a failed read). */
+export class MalformedRecordError extends Error {}
 
 export class LineageStore {
   private readonly storeFor: StoreFor;
@@ -54,6 +59,18 @@ export class LineageStore {
   /** Records a run's plan and, for every artifact it reads or reuses, that this run used it. */
   async recordRun(artifactRoot: string, run: RunRecord, consumers: readonly ConsumerRecord[]): Promise<void> {
     const store = this.storeFor(artifactRoot);
+    const earlier = await this.readRun(artifactRoot, run.runId).catch((error: unknown) => {
+      // An unreadable earlier record is replaced; a storage error is not (it is retried).
+      if (error instanceof MalformedRecordError) return undefined;
+      throw error;
+    });
+    if (earlier !== undefined && !sameRun(earlier, run)) {
+      throw ApplicationFailure.create({
+        type: FailureType.InvalidRunId,
+        message: `run id ${run.runId} was already used by a run planned at ${earlier.plannedAt}${earlier.execution === undefined ? '' : ` (execution ${earlier.execution})`}: its outputs and records are under that id, so start this run with another id`,
+        nonRetryable: true,
+      });
+    }
     await store.writeText(runRecordUri(artifactRoot, run.runId), `${JSON.stringify(run, null, 2)}\n`);
     await Promise.all(
       consumers.map((c) => store.createIfAbsent(consumerRecordUri(artifactRoot, c.fingerprint, c.runId, c.stage), `${JSON.stringify(c)}\n`)),
@@ -64,7 +81,7 @@ export class LineageStore {
     const text = await this.storeFor(artifactRoot).readText(runRecordUri(artifactRoot, runId));
     if (text === undefined) return undefined;
     const parsed = parseRunRecord(text);
-    if (!parsed.ok) throw new Error(`the record of run ${runId} is unreadable: ${parsed.problem}`);
+    if (!parsed.ok) throw new MalformedRecordError(`the record of run ${runId} is unreadable: ${parsed.problem}`);
     return parsed.value;
   }
 
@@ -75,7 +92,7 @@ export class LineageStore {
       const text = await this.storeFor(recordUri).readText(recordUri);
       if (text === undefined) continue;
       const parsed = parseArtifactRecord(text);
-      if (!parsed.ok) throw new Error(`${recordUri}: ${parsed.problem}`);
+      if (!parsed.ok) throw new MalformedRecordError(`${recordUri}: ${parsed.problem}`);
       return parsed.value;
     }
     return undefined;
@@ -100,13 +117,19 @@ export class LineageStore {
 
   /**
    * What a plan needs to know of what exists: records of provided artifacts, verified outputs of
-   * the plan's fingerprints that are still intact, and the source run of a rerun.
+   * the plan's fingerprints that are still intact, and the source run of a rerun. Only a definite
+   * not-found (ENOENT, HTTP 404) counts as absent; any other read error rejects the whole lookup.
    */
   async lookup(config: PipelineConfig, imageDigests: Readonly<Record<string, string>>): Promise<PlanContext> {
     const root = config.artifactRoot;
     const provided: Partial<Record<StageName, ArtifactRecord>> = {};
     for (const [stage, uri] of Object.entries(config.providedArtifacts) as Array<[StageName, string]>) {
-      const record = await this.producedBy(uri).catch(() => undefined);
+      // No record (or an unusable one): the artifact is known by its URI. A failed read is thrown,
+      // never taken for "no record": that would silently change this fingerprint and all downstream.
+      const record = await this.producedBy(uri).catch((error: unknown) => {
+        if (error instanceof MalformedRecordError) return undefined;
+        throw error;
+      });
       if (record !== undefined && record.stage === stage) provided[stage] = record;
     }
     let previous: RunRecord | undefined;
@@ -138,4 +161,14 @@ export class LineageStore {
     }
     return { imageDigests, provided, found, stale, ...(previous === undefined ? {} : { previous }) };
   }
+}
+
+/**
+ * Whether a run record already stored is this run's: the same execution chain (a reset or a
+ * retried activity), or, for records from before the chain was recorded, the same planning time
+ * (a retried recordRun sends the same record).
+ */
+function sameRun(earlier: RunRecord, run: RunRecord): boolean {
+  if (earlier.execution !== undefined && run.execution !== undefined) return earlier.execution === run.execution;
+  return earlier.plannedAt === run.plannedAt;
 }

@@ -127,7 +127,10 @@ export class SshPool {
           throw error;
         }
       }
-      await new Promise<void>((resolve) => this.waiters.push(resolve));
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
     }
   }
 
@@ -164,14 +167,34 @@ export class SshPool {
       try {
         const client = await new Promise<Client>((resolve, reject) => {
           const c = new Client();
-          c.once('ready', () => resolve(c));
-          c.once('error', reject);
+          let settled = false;
+          const fail = (error: unknown) => {
+            if (settled) return;
+            settled = true;
+            signal?.removeEventListener('abort', onAbort);
+            c.end();
+            reject(error);
+          };
+          // A host that accepts and never answers must not hold a cancelled caller (or outlive the deadline).
+          const onAbort = () => fail(signal!.reason);
+          signal?.addEventListener('abort', onAbort, { once: true });
+          // Stays registered: a late error of a try already given up (its socket closed later) is no crash.
+          c.on('error', fail);
+          c.once('ready', () => {
+            if (settled) {
+              c.end();
+              return;
+            }
+            settled = true;
+            signal?.removeEventListener('abort', onAbort);
+            resolve(c);
+          });
           c.connect({
             host: endpoint.host,
             port: endpoint.port,
             username: endpoint.user,
             privateKey: this.settings.key.material(),
-            readyTimeout: 20_000,
+            readyTimeout: Math.max(1_000, Math.min(20_000, deadline - Date.now())),
             keepaliveInterval: this.settings.keepaliveIntervalMs,
             keepaliveCountMax: 4,
             hostVerifier: (hostKey: Buffer) => {
@@ -192,6 +215,7 @@ export class SshPool {
         return connection;
       } catch (error) {
         if (keyRejected) throw hostKeyMismatch(endpoint.host, endpoint.port);
+        if (signal?.aborted) throw signal.reason;
         if (Date.now() + delay > deadline) {
           throw new SshUnreachable(
             `cannot reach ${endpoint.user}@${endpoint.host}:${endpoint.port} over SSH within ${deadlineMs} ms: ${(error as Error).message}`,

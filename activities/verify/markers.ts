@@ -8,7 +8,7 @@ import type { VerificationSpec } from '../../pipeline/contracts/index.ts';
 import { canonicalJson, sha256Hex } from '../../pipeline/fingerprint.ts';
 import { markerFiles, type MarkerFiles, type MarkerLayout } from '../../pipeline/markers.ts';
 import type { OutputReader } from '../../pipeline/verify/reader.ts';
-import { parseDoneMarker, parseManifest } from '../artifacts/markers.ts';
+import { parseDoneMarker, parseManifest, parseVerdictClaim } from '../artifacts/markers.ts';
 import type { VerifyReport } from '../types.ts';
 import { checkSamples, sampleFiles } from './samples.ts';
 
@@ -39,6 +39,11 @@ export async function verifyFromMarkers(
   }
   const done = parseDoneMarker(doneText);
   if (!done.ok) return report([done.problem, ...logProblems], {});
+  const overruled = await overruledBy(readers, done.value.attempt);
+  if (overruled !== undefined) {
+    // FAILED is final for its attempt: a DONE.json written after it (a zombie, an older wrapper) is no verdict.
+    return { ...report([`${DONE_MARKER} of attempt ${done.value.attempt} is ignored: ${overruled}`, ...logProblems], {}), ignoredDoneAttempt: done.value.attempt };
+  }
   const { manifest, check } = done.value;
   const problems: string[] = [];
   if (canonicalJson(check.spec) !== canonicalJson(spec.outputs)) {
@@ -64,6 +69,18 @@ export async function verifyFromMarkers(
     samples,
     doneAttempt: done.value.attempt,
   };
+}
+
+/**
+ * Why an attempt's DONE.json does not count (the attempt was declared failed first), or undefined
+ * when it does. The claim decides (one read); without one (writers before claims) a FAILED.json does.
+ */
+async function overruledBy(readers: OutputReaders, attempt: number): Promise<string | undefined> {
+  const claimText = await readers.markers.readText(readers.files.verdict(attempt));
+  const claim = claimText === undefined ? undefined : parseVerdictClaim(claimText);
+  if (claim?.ok === true) return claim.value.verdict === 'failed' ? `the attempt was declared failed first (${readers.files.verdict(attempt)})` : undefined;
+  if ((await readers.markers.readText(readers.files.failed(attempt))) !== undefined) return `the attempt was declared failed (${readers.files.failed(attempt)})`;
+  return undefined;
 }
 
 export function checkLogPatterns(spec: VerificationSpec, seenPatterns: readonly string[]): string[] {

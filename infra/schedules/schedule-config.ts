@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { parseDuration } from '../../pipeline/duration.ts';
 import { InvalidPipelineInput, parsePipelineInput, type PipelineInputRaw } from '../../pipeline/input.ts';
+import { calendarFrequencyProblems, cronFrequencyProblems } from './schedule-frequency.ts';
 
 export const DAYS_OF_WEEK = ['SUNDAY', 'MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY'] as const;
 export const MONTHS = ['JANUARY', 'FEBRUARY', 'MARCH', 'APRIL', 'MAY', 'JUNE', 'JULY', 'AUGUST', 'SEPTEMBER', 'OCTOBER', 'NOVEMBER', 'DECEMBER'] as const;
@@ -15,8 +16,9 @@ export type Month = (typeof MONTHS)[number];
 
 /** Temporal raises a shorter catch-up window to 10 seconds without saying so. */
 export const MIN_CATCHUP_WINDOW_MS = 10_000;
+export const MAX_CATCHUP_WINDOW_MS = 30 * 86_400_000;
 
-const ScheduleId = z
+export const ScheduleId = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,48}[a-z0-9]$/, 'use 2-50 lowercase letters, digits or dashes, starting with a letter');
 
@@ -88,6 +90,10 @@ const CatchupWindow = z.union([z.number(), z.string()]).transform((value, ctx) =
     ctx.addIssue({ code: 'custom', message: 'at least 10s (Temporal would raise it to 10s)' });
     return z.NEVER;
   }
+  if (ms > MAX_CATCHUP_WINDOW_MS) {
+    ctx.addIssue({ code: 'custom', message: 'at most 30 days (a start missed by longer is not worth taking)' });
+    return z.NEVER;
+  }
   return ms;
 });
 
@@ -118,6 +124,11 @@ const ScheduleFile = z
     input: z.unknown(),
   })
   .superRefine((config, ctx) => {
+    // Each firing starts a pipeline run: never-firing specs and more than one run an hour are refused.
+    if (config.cron !== undefined) for (const message of cronFrequencyProblems(config.cron)) ctx.addIssue({ code: 'custom', path: ['cron'], message });
+    if (config.calendar !== undefined) {
+      for (const message of calendarFrequencyProblems(config.calendar, MONTHS)) ctx.addIssue({ code: 'custom', path: ['calendar'], message });
+    }
     const ways = [config.cron, config.calendar].filter((w) => w !== undefined).length;
     if (ways !== 1) {
       ctx.addIssue({

@@ -30,12 +30,14 @@ export function hydraOverrides(overrides: Record<string, OverrideValue>): string
   return Object.entries(overrides).map(([key, value]) => `${key}=${hydraValue(value)}`);
 }
 
-/** User overrides for an HfArgumentParser script: `--key value` pairs, values passed literally. */
+/**
+ * User overrides for an HfArgumentParser script: one `--key=value` element each, so argparse takes
+ * the whole rest of the element as the value and no value can become an option of its own.
+ */
 export function hfOverrides(overrides: Record<string, OverrideValue>): string[] {
-  return Object.entries(overrides).flatMap(([key, value]) => [
-    `--${key}`,
-    typeof value === 'boolean' ? hfBool(value) : typeof value === 'number' ? formatNumber(value) : value,
-  ]);
+  return Object.entries(overrides).map(
+    ([key, value]) => `--${key}=${typeof value === 'boolean' ? hfBool(value) : typeof value === 'number' ? formatNumber(value) : value}`,
+  );
 }
 
 /** A container path as an absolute path (relative paths are relative to the repo mount). */

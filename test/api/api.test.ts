@@ -138,7 +138,7 @@ test('POST /v1/runs starts a validated run (201) and GET /v1/runs/{id} returns p
   const started = await call('POST', '/v1/runs', { body: input({ experiment: 'api-source' }), headers: { 'idempotency-key': 'source-1' } });
   assert.equal(started.status, 201, started.text);
   source = started.json.runId as string;
-  assert.match(source, /^api-source-[0-9a-f]{16}$/);
+  assert.match(source, /^key-[0-9a-f]{32}$/);
   assert.equal(started.headers.get('location'), `/v1/runs/${source}`);
   await result(source);
 
@@ -242,13 +242,52 @@ test('a repeated POST with the same Idempotency-Key returns the same run (201, t
   assert.equal(pair[0].json.runId, pair[1].json.runId);
   await result(pair[0].json.runId as string);
 
-  // The same key with another input is a conflict, not a silent second run.
+  // The same key with another input is a conflict, not a silent second run: also when the experiment (once part of the id) differs.
   const other = await startsNothing(() => call('POST', '/v1/runs', { body: { ...body, stages: ['stage1'] }, headers }));
   assert.equal(other.status, 409, other.text);
+  const otherExperiment = await startsNothing(() => call('POST', '/v1/runs', { body: { ...body, experiment: 'api-idem-other' }, headers }));
+  assert.equal(otherExperiment.status, 409, otherExperiment.text);
+  assert.match(otherExperiment.json.message as string, /Idempotency-Key was used for another request/);
 
   const ids = await workflowIds();
   assert.equal(ids.filter((id) => id === runId).length, 1, 'one workflow for the key');
   assert.deepEqual(await stagesThatRan(runId), ['metricCache']);
+});
+
+test('an Idempotency-Key holds across API restarts, and a key used before the id depended on the key alone still finds its run', async () => {
+  const body = input({ experiment: 'api-restart', stages: ['metricCache'] });
+  const headers = { 'idempotency-key': 'restart-1' };
+  const first = await call('POST', '/v1/runs', { body, headers });
+  assert.equal(first.status, 201, first.text);
+  // Another API process: nothing is shared with the first but Temporal.
+  const restarted = await buildApp({
+    client: env.stack.client,
+    taskQueue: env.stack.taskQueue,
+    tokens: parseTokens(JSON.stringify([{ name: 'ci', sha256: sha256(TOKENS.rw), scopes: ['runs:read', 'runs:write'] }])),
+    planSecret: randomBytes(32).toString('hex'),
+  });
+  const restartedBase = await restarted.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    const post = (payload: unknown) =>
+      fetch(`${restartedBase}/v1/runs`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${TOKENS.rw}`, 'content-type': 'application/json' }, body: JSON.stringify(payload) });
+    const again = await post(body);
+    assert.equal(again.status, 200);
+    assert.equal(((await again.json()) as { runId: string }).runId, first.json.runId);
+    assert.equal((await startsNothing(() => post({ ...body, experiment: 'api-restart-b' }))).status, 409);
+  } finally {
+    await restarted.close();
+  }
+  await result(first.json.runId as string);
+
+  // A run an Idempotency-Key started under the old scheme (<experiment>-<16 hex>).
+  const legacyBody = input({ experiment: 'api-legacy', stages: ['metricCache'] });
+  const legacyId = `api-legacy-${sha256('legacy-key').slice(0, 16)}`;
+  await env.start(legacyId, legacyBody);
+  const found = await startsNothing(() => call('POST', '/v1/runs', { body: legacyBody, headers: { 'idempotency-key': 'legacy-key' } }));
+  assert.deepEqual([found.status, found.json.runId], [200, legacyId], found.text);
+  const conflict = await startsNothing(() => call('POST', '/v1/runs', { body: { ...legacyBody, stages: ['stage1'] }, headers: { 'idempotency-key': 'legacy-key' } }));
+  assert.equal(conflict.status, 409, conflict.text);
+  await result(legacyId);
 });
 
 test('GET /v1/runs lists runs by experiment and state from the search attributes', async () => {
@@ -359,6 +398,9 @@ test('POST /v1/runs/{id}/cancel cancels a running run (202), and a run that has 
   const status = await call('GET', `/v1/runs/${runId}`, { token: 'ro' });
   assert.equal((status.json.temporal as { status: string }).status, 'CANCELLED');
   assert.equal((status.json.status as RunStatus).stages.find((s) => s.stage === 'metricCache')!.state, 'cancelled');
+  // Who cancelled: the caller of the cancel request, as its token names it (never "Child Workflow execution failed").
+  assert.match((status.json.status as RunStatus).cancelledBy ?? '', /^recogdrive-api caller \S+$/);
+  assert.match((status.json.status as RunStatus).error ?? '', /^run cancelled by recogdrive-api caller \S+: POST \/runs\/:id\/cancel$/);
   assert.equal((await call('POST', `/v1/runs/${runId}/cancel`)).status, 409);
   assert.equal((await call('POST', '/v1/runs/no-such-run/cancel')).status, 404);
 });

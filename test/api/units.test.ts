@@ -9,7 +9,10 @@ import { parseTokens } from '../../workers/api/config.ts';
 import { chipsOf, estimateTpuHours, totalTpuHours, tpuHoursSoFar } from '../../workers/api/estimate.ts';
 import { planToken, rerunId, sameToken, type PlanFacts } from '../../workers/api/plan-token.ts';
 import { rerunInput } from '../../workers/rerun-input.ts';
-import { idempotentRunId, listQuery } from '../../workers/api/routes-runs.ts';
+import { idempotentRunId, legacyIdempotentRunId, listQuery } from '../../workers/api/routes-runs.ts';
+import { RUN_ID_MAX_LENGTH, runIdProblem } from '../../pipeline/naming.ts';
+import { bodyProblem, MAX_BODY_DEPTH } from '../../workers/api/json-body.ts';
+import { loggableUrl } from '../../workers/api/request-log.ts';
 
 const facts: PlanFacts = {
   source: 'exp-1',
@@ -67,7 +70,25 @@ test('a list query quotes only validated values and refuses anything that could 
     'WorkflowType = \'recogdrivePipeline\' AND RecogdriveExperiment = "recogdrive-2b" AND RecogdriveStatus = "failed"',
   );
   assert.throws(() => listQuery({ experiment: 'x" OR WorkflowType != "' }), /invalid filter value/);
-  assert.equal(idempotentRunId('exp', 'key-1'), `exp-${createHash('sha256').update('key-1').digest('hex').slice(0, 16)}`);
+});
+
+test('the run id of an Idempotency-Key depends on the key alone, is a valid run id, and differs between keys', () => {
+  assert.equal(idempotentRunId('key-1'), `key-${createHash('sha256').update('key-1').digest('hex').slice(0, 32)}`);
+  assert.equal(idempotentRunId('key-1'), idempotentRunId('key-1'));
+  assert.notEqual(idempotentRunId('key-1'), idempotentRunId('key-2'));
+  assert.equal(runIdProblem(idempotentRunId('~!@#$%^&*()')), undefined);
+  // Runs started before keep being found under their old id, which held the experiment.
+  assert.equal(legacyIdempotentRunId('exp', 'key-1'), `exp-${createHash('sha256').update('key-1').digest('hex').slice(0, 16)}`);
+});
+
+test('a rerun id stays within the run id length for a source of any allowed length, and distinct tokens give distinct ids', () => {
+  const longest = 'r'.repeat(RUN_ID_MAX_LENGTH);
+  const a = rerunId(longest, planToken('secret', { ...facts, source: longest }));
+  const b = rerunId(longest, planToken('secret', { ...facts, source: longest, input: {} }));
+  assert.equal(a.length, RUN_ID_MAX_LENGTH);
+  assert.equal(runIdProblem(a), undefined);
+  assert.notEqual(a, b);
+  assert.equal(rerunId('exp-1', 'token'), `exp-1-rerun-${createHash('sha256').update('token').digest('hex').slice(0, 16)}`, 'short sources keep their whole id');
 });
 
 test('estimated TPU-hours: 0 when nothing runs, chips × the source run\'s wall time on the same TPU slice, null without an honest basis', () => {
@@ -136,4 +157,25 @@ test('TPU-hours so far: chips × held time of every machine in the cost record (
     now,
   );
   assert.deepEqual(used, { total: 12, byStage: { stage1: 8, stage2: 4, metricCache: 0, featureCache: 0 } });
+});
+
+test('a request log line names the path and the known query parameters, never a query value or an unknown parameter name', () => {
+  assert.equal(loggableUrl('/v1/runs'), '/v1/runs');
+  assert.equal(loggableUrl('/v1/runs?experiment=exp&status=running'), '/v1/runs?experiment=…&status=…');
+  assert.equal(loggableUrl('/v1/runs?access_token=s3cret&experiment=exp'), '/v1/runs??&experiment=…');
+  assert.equal(loggableUrl('/v1/runs?s3cret'), '/v1/runs??');
+  assert.doesNotMatch(loggableUrl('/v1/runs/x/stages/stage1/logs?follow=s3cret&s3cret=1'), /s3cret/);
+});
+
+test('a request body is refused when it nests deeper than any request needs or names a prototype key anywhere, found without recursion', () => {
+  assert.equal(bodyProblem({ experiment: 'exp', stage2: { env: { A: '1' } }, list: [{ a: 1 }] }), undefined);
+  assert.match(bodyProblem(JSON.parse('{"__proto__": {"x": 1}}')) ?? '', /^__proto__: keys named __proto__, constructor, prototype are refused/);
+  assert.match(bodyProblem({ overrides: { stage2: { constructor: { prototype: {} } } } }) ?? '', /^overrides\.stage2\.constructor: /);
+  assert.match(bodyProblem({ a: [{ prototype: 1 }] }) ?? '', /^a\.0\.prototype: /);
+  let deep: unknown = {};
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.match(bodyProblem(deep) ?? '', new RegExp(`nests deeper than ${MAX_BODY_DEPTH} levels`));
+  let fits: unknown = 1;
+  for (let i = 0; i < MAX_BODY_DEPTH; i++) fits = { a: fits };
+  assert.equal(bodyProblem(fits), undefined);
 });

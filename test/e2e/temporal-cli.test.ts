@@ -76,3 +76,32 @@ test('recogdrive status --watch follows a run until it ends and exits by how it 
   assert.equal(failed.code, 1);
   assert.match(failed.stdout, /run watch-fail \(local-demo\): failed/);
 });
+
+test('recogdrive start with a run id already used: the same input returns that run (exit 0), another input is a conflict (exit 5) and starts nothing', { timeout: 120_000 }, async () => {
+  const cli = (...args: string[]) =>
+    run(process.execPath, [join(PROJECT_ROOT, 'workers', 'cli.ts'), ...args], {
+      env: { ...process.env, TEMPORAL_ADDRESS: env.stack.server.address, RECOGDRIVE_TASK_QUEUE: env.stack.taskQueue },
+    }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => ({ code: error.code, stdout: error.stdout, stderr: error.stderr }),
+    );
+  const input = env.input({ stages: ['metricCache'], durationMs: 200 });
+  const same = join(env.dataDir, 'same-input.json');
+  const other = join(env.dataDir, 'other-input.json');
+  await writeFile(same, JSON.stringify(input));
+  await writeFile(other, JSON.stringify({ ...input, experiment: 'another-experiment' }));
+
+  const first = await cli('start', '--input', same, '--run-id', 'cli-once', '--json');
+  assert.equal(first.code, 0, first.stderr);
+  assert.deepEqual(JSON.parse(first.stdout), { runId: 'cli-once', created: true });
+  const firstExecution = (await env.stack.client.workflow.getHandle('cli-once').describe()).runId;
+  await env.stack.client.workflow.getHandle('cli-once').result();
+
+  const again = await cli('start', '--input', same, '--run-id', 'cli-once', '--json');
+  assert.equal(again.code, 0, again.stderr);
+  assert.deepEqual(JSON.parse(again.stdout), { runId: 'cli-once', created: false });
+  const conflict = await cli('start', '--input', other, '--run-id', 'cli-once');
+  assert.equal(conflict.code, 5, conflict.stderr);
+  assert.equal(conflict.stderr, 'recogdrive: run cli-once already exists with a different input (the run id was used for another input)\n');
+  assert.equal((await env.stack.client.workflow.getHandle('cli-once').describe()).runId, firstExecution, 'still the first execution: nothing was started');
+});

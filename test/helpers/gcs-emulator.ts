@@ -60,13 +60,15 @@ export interface GcsEmulatorOptions {
   seed?: { seedDir: string; filesystemRoot: string };
   /** The location every bucket reports (the emulator ignores the one asked for at creation). Default US-CENTRAL1. */
   location?: string;
+  /** Listen on this port (a restart at the same endpoint, test/chaos/); a free one when omitted. */
+  port?: number;
 }
 
 export async function startGcsEmulator(options: GcsEmulatorOptions = {}): Promise<GcsEmulator> {
   const unmet = gcsEmulatorUnmet();
   if (unmet !== undefined) throw new Error(unmet);
   const projectId = options.projectId ?? 'test-project';
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const apiEndpoint = `http://127.0.0.1:${port}`;
   const child = spawn(
     FAKE_GCS_SERVER_BINARY,

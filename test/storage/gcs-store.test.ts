@@ -5,6 +5,8 @@
  * cannot produce one.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { Storage } from '@google-cloud/storage';
 import { GcsArtifactStore, GcsStoreError, httpStatusOf, parseGsUri } from '../../activities/artifacts/gcs-store.ts';
@@ -283,4 +285,35 @@ test("location gives the bucket's location as the service reports it (cloud comp
   // The emulator runs with -location US-EAST5 (it gives every bucket that location).
   assert.equal(await store.location(`gs://${BUCKET}/runs/x`), 'US-EAST5');
   await assert.rejects(store.location('gs://no-such-bucket-here/x'), /404|not found|Not Found/i);
+});
+
+test('a download answered 5xx is the store\'s error and never crashes the process (the library\'s own retry threw outside any promise)', async () => {
+  // A storage front end that is down: every request answers 503, as Cloud Storage does in an outage.
+  const down = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ error: { code: 503, message: 'service unavailable' } }));
+  });
+  await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
+  const crashes: unknown[] = [];
+  const onUncaught = (error: unknown): void => void crashes.push(error);
+  process.on('uncaughtException', onUncaught);
+  try {
+    const port = (down.address() as AddressInfo).port;
+    // The default options, as a worker has them (the library's retries on).
+    const defaults = new GcsArtifactStore({ apiEndpoint: `http://127.0.0.1:${port}`, projectId: 'any-project' });
+    await assert.rejects(defaults.readText('gs://artifacts/run/DONE.json'), (error: unknown) => error instanceof GcsStoreError && error.status === 503);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.deepEqual(crashes, []);
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    down.close();
+  }
+});
+
+test('a download answered 5xx a few times is retried by the store', { skip }, async () => {
+  const dir = folder('download-5xx');
+  await store.writeText(`${dir}/DONE.json`, '{"ok":true}');
+  proxy.failNext((r) => r.method === 'GET' && r.url.includes('DONE.json'), 503, 2);
+  assert.equal(await store.readText(`${dir}/DONE.json`), '{"ok":true}');
 });

@@ -136,7 +136,7 @@ const VALUE_OPTIONS = [
  * without a GPU runtime does: NO_GPU_RUNTIME_ERROR on stderr, exit 125 (Docker leaves the created
  * container behind in state Created; here none is created).
  */
-export function dockerShim(host: ContainerHost, options: { gpus?: number } = {}): string {
+export function dockerShim(host: ContainerHost, options: { gpus?: number; createLog?: string } = {}): string {
   const gpus = options.gpus ?? 0;
   if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`gpus must be a non-negative integer (got ${gpus})`);
   return [
@@ -152,6 +152,7 @@ export function dockerShim(host: ContainerHost, options: { gpus?: number } = {})
     `  container) case "$2" in run|create) lead=2 ;; *) exec ${PODMAN} "$@" ;; esac ;;`,
     `  *) exec ${PODMAN} "$@" ;;`,
     'esac',
+    ...(options.createLog === undefined ? [] : createLogLines(options.createLog)),
     'gpus_env() {',
     '  want=$(printf %s "$1" | tr -d \'"\')',
     '  if [ "$GPUS" -eq 0 ]; then',
@@ -206,6 +207,25 @@ export function dockerShim(host: ContainerHost, options: { gpus?: number } = {})
     `exec ${PODMAN} "$@"`,
     '',
   ].join('\n');
+}
+
+/**
+ * Shim lines that append "<UTC time>\t<--name>\t<recogdrive.attempt label>" to `file` for every
+ * `docker run`/`create`, before podman runs, so a test can count the containers each attempt
+ * asked a host for (test/chaos/). A try cut off by a dropped connection is counted too.
+ */
+function createLogLines(file: string): string[] {
+  return [
+    'name=; attempt=; prev=',
+    'for a in "$@"; do',
+    '  case $prev in',
+    '    --name) name=$a ;;',
+    '    --label) case $a in recogdrive.attempt=*) attempt=${a#recogdrive.attempt=} ;; esac ;;',
+    '  esac',
+    '  prev=$a',
+    'done',
+    `printf '%s\t%s\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$name" "$attempt" >> ${quote(file)}`,
+  ];
 }
 
 /** podman reads these too; a developer's own settings must not leak into a test host. */

@@ -60,7 +60,12 @@ export interface TestbedOptions {
    * Default 0: no GPU runtime (see dockerShim in podman.ts).
    */
   gpus?: number | readonly number[];
+  /** Every worker's `docker run`/`create` appends "<time>\t<name>\t<attempt label>" to <dir>/worker-N/creates.log (CREATE_LOG). */
+  logCreates?: boolean;
 }
+
+/** Where a worker's `docker run`/`create` calls are logged when the test bed was started with logCreates. */
+export const CREATE_LOG = 'creates.log';
 
 const USER = 'root';
 /** In a worker's state folder (under /run): which folder and process it belongs to, for sweepAbandoned. */
@@ -114,6 +119,8 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
           PATH: `${bin}:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin`,
           SHLVL: '1',
           RECOGDRIVE_TESTBED_WORKER: String(index),
+          // Each worker keeps its own launch fences (activities/execution/host-fence.ts), as separate hosts would.
+          RECOGDRIVE_FENCE_DIR: path.join(workerDir, 'fences'),
         },
       });
       workers.push({ index, dir: workerDir, host, sshd, gpus: gpusOfWorker(options.gpus, index) });
@@ -124,7 +131,7 @@ export async function startTestbed(options: TestbedOptions): Promise<Testbed> {
         fs.writeFileSync(path.join(worker.host.stateDir, OWNER_FILE), JSON.stringify({ dir: worker.dir, pid: process.pid }));
         const bin = path.join(worker.dir, 'bin');
         fs.mkdirSync(bin, { recursive: true });
-        fs.writeFileSync(path.join(bin, 'docker'), dockerShim(worker.host, { gpus: worker.gpus }), { mode: 0o755 });
+        fs.writeFileSync(path.join(bin, 'docker'), dockerShim(worker.host, { gpus: worker.gpus, ...(options.logCreates === true ? { createLog: path.join(worker.dir, CREATE_LOG) } : {}) }), { mode: 0o755 });
         fs.writeFileSync(path.join(bin, 'sudo'), SUDO_SHIM, { mode: 0o755 });
         if (store !== undefined) await installImageStore(store.graphRoot, worker.host.graphRoot);
         await worker.sshd.start();

@@ -1,7 +1,7 @@
 /** The file:// artifact store's create-once and stat, as the gs:// store does them. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileArtifactStore } from '../../activities/artifacts/file-store.ts';
@@ -55,5 +55,23 @@ test('stat gives the size in bytes; undefined when absent, for a folder, or belo
     const reader = store.reader(`file://${root}/out`);
     assert.deepEqual(await reader.stat('f.txt'), { size: 6 });
     assert.equal(await reader.stat('missing.txt'), undefined);
+  });
+});
+
+test('reads of absent paths are absences (undefined, an empty listing); any other read error is thrown, never taken for absence', async () => {
+  await withRoot(async (root) => {
+    await store.writeText(`file://${root}/out/f.txt`, 'x');
+    const reader = store.reader(`file://${root}/out`);
+    assert.equal(await store.readText(`file://${root}/out/missing.json`), undefined);
+    assert.equal(await store.readText(`file://${root}/out/f.txt/below.json`), undefined);
+    assert.equal(await reader.readText('missing.json'), undefined);
+    assert.deepEqual(await reader.list('missing'), []);
+    // A symlink loop (ELOOP) stands for an I/O error (EIO, EACCES, which root would not get) as any user.
+    await symlink(join(root, 'out', 'loop'), join(root, 'out', 'loop'));
+    const eloop = (error: NodeJS.ErrnoException) => error.code === 'ELOOP';
+    await assert.rejects(store.readText(`file://${root}/out/loop`), eloop);
+    await assert.rejects(reader.readText('loop'), eloop);
+    await assert.rejects(reader.list('loop'), eloop);
+    await assert.rejects(reader.stat('loop'), eloop);
   });
 });

@@ -1,6 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { WatchContext } from '../../activities/execution/executor.ts';
 import { LogScanner, withoutGrowthLines } from '../../activities/execution/log-scanner.ts';
+import { WatchReporting } from '../../activities/execution/watch-reporting.ts';
+import type { Progress } from '../../pipeline/progress.ts';
 import { formatGrowthLine } from '../../pipeline/output-growth.ts';
 
 const growth = (files: number, bytes: number) => `${formatGrowthLine({ files, bytes })}\n`;
@@ -111,4 +114,71 @@ test("a failed worker's log tail (docker logs --tail) loses its wrapper's growth
 test('patterns a previous watcher saw survive a re-attach mid-log', () => {
   const scanner = new LogScanner({}, ['Done storing metadata csv file.', 'Starting metric caching of 0 files'], ['Done storing metadata csv file.', 'unrelated']);
   assert.deepEqual(scanner.seenPatterns(), ['Done storing metadata csv file.']);
+});
+
+/** A watch context that records heartbeats and reports, resuming from `resumeFrom`. */
+function recordingContext(resumeFrom: unknown) {
+  const beats: unknown[] = [];
+  const reports: Progress[] = [];
+  const context: WatchContext = {
+    heartbeat: (details) => beats.push(JSON.parse(JSON.stringify(details))), // as Temporal carries it: JSON
+    cancelled: new AbortController().signal,
+    reportProgress: async (progress) => {
+      reports.push(progress);
+    },
+    logs: { append: async () => {}, save: async () => {} },
+    resumeFrom,
+  };
+  return { context, beats, reports };
+}
+
+const STAGE1_HINTS = { epochs: 2, batchSize: 2, gradientAccumulation: 1 };
+const TOTAL_LINE = '11/28/2025 12:00:00 - INFO - __main__ - Add dataset: navsim with length: 10\n';
+const step = (s: number) => `11/28/2025 12:00:00 - INFO - __main__ - Epoch: 0, Step: ${s}, Loss: 2.0, Time: 0.1s\n`;
+
+test('a retried watcher resumes from the heartbeat: total steps, bar and ETA survive although it never reads the total line again', async () => {
+  const first = recordingContext(undefined);
+  const scanner = new LogScanner(STAGE1_HINTS, ['Training complete'], [], 0);
+  const reporting = new WatchReporting(scanner, first.context, 0);
+  scanner.feed(TOTAL_LINE + step(0), 1_000);
+  scanner.feed(step(2), 3_000);
+  await reporting.tick(3_000, { offset: 123 });
+  const heartbeat = first.beats.at(-1) as { offset: number; progress: Progress };
+  assert.equal(heartbeat.offset, 123, "the executor's own checkpoint is kept");
+  assert.equal(heartbeat.progress.totalSteps, 10);
+
+  // The worker dies; the retried watcher reads on from offset 123: only later step lines.
+  const second = recordingContext(heartbeat);
+  const resumed = new LogScanner(STAGE1_HINTS, ['Training complete'], [], 10_000);
+  const again = new WatchReporting(resumed, second.context, 0);
+  resumed.feed(step(4), 5_000);
+  await again.tick(5_000, { offset: 456 });
+  const progress = second.reports.at(-1)!;
+  assert.equal(progress.totalSteps, 10, 'total steps known');
+  assert.equal(progress.step, 5);
+  assert.equal(progress.fraction, 0.5, 'the bar');
+  assert.equal(progress.etaSeconds, 5, 'ETA from the rate since the first watcher\'s baseline: 4 steps in 4 s, 5 left');
+  // And once more: the second watcher's heartbeat carries it on.
+  assert.equal((second.beats.at(-1) as { progress: Progress }).progress.totalSteps, 10);
+});
+
+test('a retried watcher reports the restored progress at once, before any new progress line', async () => {
+  const scanner = new LogScanner(STAGE1_HINTS, [], [], 0);
+  scanner.feed(TOTAL_LINE + step(0) + step(2), 3_000);
+  const checkpoint = { since: 'x', ...scanner.checkpoint() };
+  const retried = recordingContext(JSON.parse(JSON.stringify(checkpoint)));
+  const resumed = new LogScanner(STAGE1_HINTS, [], [], 10_000);
+  await new WatchReporting(resumed, retried.context, 0).tick(10_000, { since: 'y' });
+  assert.equal(retried.reports.at(-1)?.totalSteps, 10);
+});
+
+test('heartbeat details a watcher cannot read (an older worker\'s, or garbage) restore nothing and break nothing', () => {
+  for (const details of [undefined, null, 'text', { offset: 3 }, { seen: ['p'], progress: { step: 3 } }, { tracker: { datasetSamples: -1, counters: [] } }]) {
+    const scanner = new LogScanner(STAGE1_HINTS, ['p'], [], 0);
+    assert.equal(scanner.resume(details), false, JSON.stringify(details));
+    assert.equal(scanner.progress(), undefined);
+  }
+  const older = new LogScanner(STAGE1_HINTS, ['p'], [], 0);
+  older.resume({ offset: 3, seen: ['p', 'not a pattern of this stage'] });
+  assert.deepEqual(older.seenPatterns(), ['p'], 'seen patterns of an older heartbeat still count');
 });

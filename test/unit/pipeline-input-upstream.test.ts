@@ -4,23 +4,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidPipelineInput, parsePipelineInput } from '../../pipeline/input.ts';
+import { parsePipelineInput } from '../../pipeline/input.ts';
 import { buildPlan } from '../../pipeline/plan.ts';
 import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
+import { inputIssues } from '../helpers/input-issues.ts';
 
 const base = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' } };
 const allFixed = { ...base, upstreamFixes: [...UPSTREAM_FIXES] };
 const gcp = { project: 'recogdrive-test' };
 
-function issuesOf(raw: unknown): readonly string[] {
-  try {
-    parsePipelineInput(raw);
-  } catch (error) {
-    assert.ok(error instanceof InvalidPipelineInput, `expected InvalidPipelineInput, got ${String(error)}`);
-    return error.issues;
-  }
-  assert.fail('input was accepted');
-}
+const issuesOf = inputIssues;
 
 const refused: Array<{ row: string; input: unknown; field: string; reason: RegExp }> = [
   {

@@ -1,20 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { InvalidPipelineInput, parsePipelineInput } from '../../pipeline/input.ts';
+import { parsePipelineInput } from '../../pipeline/input.ts';
 import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
+import { inputIssues } from '../helpers/input-issues.ts';
 
 /** Every stage, on a checkout that fixes every known upstream defect (pipeline-input-upstream.test.ts covers refusals). */
 const minimal = { experiment: 'exp-1', artifactRoot: 'file:///tmp/artifacts', paths: { hostRepoDir: '/data/recogdrive' }, upstreamFixes: [...UPSTREAM_FIXES] };
 
-function issuesOf(raw: unknown): readonly string[] {
-  try {
-    parsePipelineInput(raw);
-  } catch (error) {
-    assert.ok(error instanceof InvalidPipelineInput, `expected InvalidPipelineInput, got ${String(error)}`);
-    return error.issues;
-  }
-  assert.fail('input was accepted');
-}
+const issuesOf = inputIssues;
 
 test('a minimal input gets the TPU guide settings as defaults', () => {
   const config = parsePipelineInput(minimal);

@@ -1,7 +1,7 @@
 /** Progress from the real upstream line shapes, with their logging prefixes (pipeline/progress.ts). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ProgressTracker } from '../../pipeline/progress.ts';
+import { mergeProgress, ProgressTracker } from '../../pipeline/progress.ts';
 
 /** The prefixes real lines carry: Stage 1's basicConfig, hydra's job logging (navsim scripts), nuplan's build_logger. */
 const STAGE1 = '11/28/2025 12:00:00 - INFO - __main__ - ';
@@ -161,4 +161,33 @@ test("PyTorch Lightning's epoch bar (the GPU scripts) gives the step across epoc
   // A validation bar keeps the stage alive but is no training step.
   assert.equal(tracker.feed('Validation DataLoader 0: 100%|██████████| 4/4 [00:00<00:00, 12.0it/s]', 13_000), true);
   assert.equal(tracker.snapshot()!.step, 45);
+});
+
+test("the run keeps a stage's known total steps when an update of the same attempt lacks them, with the fraction and ETA they imply", () => {
+  const known = { step: 4, totalSteps: 10, fraction: 0.4, etaSeconds: 6, line: 'Epoch: 0, Step: 3', updatedAt: 4_000 };
+  const update = { step: 6, line: 'Epoch: 0, Step: 5', updatedAt: 6_000 };
+  assert.deepEqual(mergeProgress(known, update), { step: 6, totalSteps: 10, fraction: 0.6, etaSeconds: 4, line: 'Epoch: 0, Step: 5', updatedAt: 6_000 });
+  // No step moved (an output-growth update): the known ETA stands rather than none.
+  assert.equal(mergeProgress(known, { step: 4, line: '', updatedAt: 5_000 }).etaSeconds, 6);
+  // An update with its own total (the tracker that saw the total line) replaces everything; so does the first one.
+  const own = { step: 2, totalSteps: 20, fraction: 0.1, line: '', updatedAt: 7_000 };
+  assert.deepEqual(mergeProgress(known, own), own);
+  assert.deepEqual(mergeProgress(undefined, update), update);
+});
+
+test('a tracker restored from another one\'s state (a retried watcher) keeps totals, batch size, ETA baseline and the counters already seen', () => {
+  const first = new ProgressTracker({ batchSize: 4 });
+  first.feed(`${HYDRA}Adjusted batch size: 8`, 0);
+  first.feed(`${HYDRA}Starting Inference on 80 samples...`, 0);
+  first.feed(`${HYDRA}Batch 0: 1.00s (8 samples). ETA: 9.00s`, 1_000);
+  const state = JSON.parse(JSON.stringify(first.state())) as ReturnType<ProgressTracker['state']>;
+
+  const resumed = new ProgressTracker({ batchSize: 4 });
+  resumed.restore(state);
+  assert.equal(resumed.snapshot()!.totalSteps, 10, '80 samples in batches of 8');
+  assert.equal(resumed.feed(`${HYDRA}Batch 0: 1.00s (8 samples). ETA: 9.00s`, 1_500), false, 'a line the first tracker saw is no move');
+  resumed.feed(`${HYDRA}Batch 4: 1.00s (8 samples). ETA: 5.00s`, 5_000);
+  const p = resumed.snapshot()!;
+  assert.equal(p.fraction, 0.5);
+  assert.equal(p.etaSeconds, 5, '4 batches in 4 s since the first tracker\'s baseline, 5 left');
 });

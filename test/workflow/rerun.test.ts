@@ -169,7 +169,7 @@ test('the CLI answers what produced an artifact and which runs used it, and plan
   assert.equal(byStage.stage3!.decision, 'RUN');
   assert.equal(byStage.eval!.decision, 'RUN');
   const missing = await cli('lineage', 'produced-by', `file://${env.dataDir}/nothing-here`);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, 4, 'not found');
   assert.match(missing.stderr, /has no lineage record/);
 });
 
@@ -190,6 +190,6 @@ test('recogdrive rerun shows the plan, then starts a rerun that runs only what t
 
   assert.equal((await cli('rerun', 'rerun-source', '--from', 'nosuch')).code, 2);
   const unknown = await cli('rerun', 'no-such-source', '--dry-run');
-  assert.equal(unknown.code, 1);
+  assert.equal(unknown.code, 4, 'not found');
   assert.match(unknown.stderr, /no-such-source/);
 });

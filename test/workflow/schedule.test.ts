@@ -298,7 +298,7 @@ test('recogdrive schedule: create/update/describe/pause/delete, a bad file exits
 
     assert.equal((await cli(['delete', id])).code, 0);
     const gone = await cli(['describe', id]);
-    assert.equal(gone.code, 1);
+    assert.equal(gone.code, 4, 'not found');
     assert.match(gone.stderr, /no schedule sched-cli/);
   });
 });

@@ -65,3 +65,16 @@ test('starting the same run id twice gives the same run; children are <runId>/<s
   assert.equal(child.parentExecution?.workflowId, 'idem-run');
   await assert.rejects(env.stack.client.workflow.start('recogdrivePipeline', options), WorkflowExecutionAlreadyStartedError);
 });
+
+test('a second execution under a used run id (temporal workflow start allows it by default) is refused before any stage starts', async () => {
+  const input = env.input({ stages: ['metricCache'], durationMs: 500 });
+  const options = { workflowId: 'used-id', taskQueue: env.stack.taskQueue, args: [input] };
+  await (await env.stack.client.workflow.start('recogdrivePipeline', options)).result();
+  // Temporal's default reuse policy (ALLOW_DUPLICATE) lets a finished id start again: the run record says whose it is.
+  const again = await env.stack.client.workflow.start('recogdrivePipeline', { ...options, args: [{ ...input, stage2: { epochs: 3 } }] });
+  const failure = await runFailure(again.result());
+  assert.match(failure.message, /run id used-id was already used by a run planned at .*start this run with another id/);
+  const events = (await again.fetchHistory()).events ?? [];
+  assert.ok(!events.some((e) => String(e.eventType).includes('START_CHILD_WORKFLOW')), 'no stage was started');
+  await assertNothingLeaked(env);
+});

@@ -29,6 +29,14 @@ const Env = z.object({
   RECOGDRIVE_API_PLAN_SECRET: z.string().min(32, 'at least 32 characters').optional(),
 });
 
+/** The API's configuration (environment, tokens file) is unusable: the operator's to fix, named without the file's content. */
+export class InvalidApiConfig extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'InvalidApiConfig';
+  }
+}
+
 export interface ApiConfig {
   tokens: ApiToken[];
   planSecret: string;
@@ -42,11 +50,11 @@ export function parseTokens(text: string, source = 'tokens file'): ApiToken[] {
   try {
     json = JSON.parse(text);
   } catch {
-    throw new Error(`${source} is not valid JSON`);
+    throw new InvalidApiConfig(`${source} is not valid JSON`);
   }
   const parsed = TokensFile.safeParse(json);
   if (!parsed.success) {
-    throw new Error(`${source}:\n  - ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('\n  - ')}`);
+    throw new InvalidApiConfig(`${source}:\n  - ${parsed.error.issues.map((i) => `${i.path.join('.') || '(file)'}: ${i.message}`).join('\n  - ')}`);
   }
   return parsed.data.map((t) => ({ name: t.name, sha256: Buffer.from(t.sha256, 'hex'), scopes: new Set(t.scopes) }));
 }
@@ -54,14 +62,14 @@ export function parseTokens(text: string, source = 'tokens file'): ApiToken[] {
 export async function apiConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Promise<ApiConfig> {
   const parsed = Env.safeParse(env);
   if (!parsed.success) {
-    throw new Error(`invalid environment:\n  - ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  - ')}`);
+    throw new InvalidApiConfig(`invalid environment:\n  - ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('\n  - ')}`);
   }
   const file = parsed.data.RECOGDRIVE_API_TOKENS_FILE;
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    throw new Error(`cannot read RECOGDRIVE_API_TOKENS_FILE ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { cause: error });
+    throw new InvalidApiConfig(`cannot read RECOGDRIVE_API_TOKENS_FILE ${file}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { cause: error });
   }
   const secret = parsed.data.RECOGDRIVE_API_PLAN_SECRET;
   return {

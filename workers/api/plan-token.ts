@@ -5,6 +5,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { canonicalJson } from '../../pipeline/fingerprint.ts';
+import { RUN_ID_MAX_LENGTH } from '../../pipeline/naming.ts';
 import type { StageDecision } from '../../pipeline/plan.ts';
 import type { StageName } from '../../pipeline/stages.ts';
 
@@ -30,7 +31,12 @@ export function sameToken(a: string, b: string): boolean {
   return left.length === right.length && timingSafeEqual(left, right);
 }
 
-/** The id of the rerun a token confirms: a repeated confirm with the same token finds the same run. */
+/**
+ * The id of the rerun a token confirms: a repeated confirm with the same token finds the same run.
+ * The source's id is shortened when the whole would exceed a run id's length (the hash, of a token
+ * that covers the source, keeps them distinct).
+ */
 export function rerunId(source: string, token: string): string {
-  return `${source}-rerun-${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
+  const suffix = `-rerun-${createHash('sha256').update(token).digest('hex').slice(0, 16)}`;
+  return `${source.slice(0, RUN_ID_MAX_LENGTH - suffix.length)}${suffix}`;
 }

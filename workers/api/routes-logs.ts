@@ -7,12 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Client } from '@temporalio/client';
-import type { StageName } from '../../pipeline/stages.ts';
-import type { StageStatus } from '../../pipeline/status.ts';
-import { runStatusQuery } from '../../workflows/messages.ts';
-import { printStageLog, type LogsOptions } from '../logs-command.ts';
-import { HttpError } from './errors.ts';
-import { describeRun } from './runs.ts';
+import { printStageLog, stageWithLogs, type LogsOptions } from '../logs-command.ts';
+import { describeRun } from '../runs.ts';
 import { QueryFlag, RunId, Stage } from './schemas.ts';
 
 export interface LogsRoutesOptions {
@@ -20,13 +16,6 @@ export interface LogsRoutesOptions {
 }
 
 const TEXT = 'text/plain; charset=utf-8';
-
-async function stageStatus(client: Client, runId: string, stage: StageName): Promise<StageStatus> {
-  const status = await client.workflow.getHandle(runId).query(runStatusQuery);
-  const found = status.stages.find((s) => s.stage === stage);
-  if (found?.logsUri === undefined) throw new HttpError(404, `run ${runId} does not run stage ${stage} (${found?.decision ?? 'not planned'}): it has no log`);
-  return found;
-}
 
 export const logsRoutes: FastifyPluginAsyncZod<LogsRoutesOptions> = async (app, { client }) => {
   app.get(
@@ -38,7 +27,7 @@ export const logsRoutes: FastifyPluginAsyncZod<LogsRoutesOptions> = async (app, 
         tags: ['runs'],
         params: z.strictObject({ id: RunId, stage: Stage }),
         querystring: z.strictObject({
-          attempt: z.coerce.number().int().min(1).optional().describe('attempt (default: the latest)'),
+          attempt: z.coerce.number().int().min(1).max(1000).optional().describe('attempt (default: the latest)'),
           worker: z.coerce.number().int().min(0).max(1023).default(0).describe('worker of a multi-host slice'),
           follow: QueryFlag,
         }),
@@ -48,17 +37,12 @@ export const logsRoutes: FastifyPluginAsyncZod<LogsRoutesOptions> = async (app, 
       const { id, stage } = request.params;
       const { attempt, worker, follow } = request.query;
       await describeRun(client, id);
-      let current = await stageStatus(client, id, stage);
+      let current = await stageWithLogs(client, id, stage);
       const options = (write: LogsOptions['write']): LogsOptions => ({ ...(attempt === undefined ? {} : { attempt }), worker, follow, write });
 
       if (!follow) {
         let text = '';
-        try {
-          await printStageLog(client, id, stage, options((chunk) => (text += chunk)));
-        } catch (error) {
-          if (/^no log yet/.test((error as Error).message)) throw new HttpError(404, (error as Error).message);
-          throw error;
-        }
+        await printStageLog(client, id, stage, options((chunk) => (text += chunk)));
         return reply.type(TEXT).send(text);
       }
 
@@ -71,7 +55,7 @@ export const logsRoutes: FastifyPluginAsyncZod<LogsRoutesOptions> = async (app, 
         // A pending stage has no attempt yet: wait for it to start (or to end without running).
         while (attempt === undefined && current.state === 'pending' && !gone) {
           await sleep(1000);
-          current = await stageStatus(client, id, stage);
+          current = await stageWithLogs(client, id, stage);
         }
         await printStageLog(
           client,

@@ -18,12 +18,15 @@ import { HttpError } from './errors.ts';
 import { estimateTpuHours, totalTpuHours, type SourceRun } from './estimate.ts';
 import { planToken, rerunId, sameToken } from './plan-token.ts';
 import { rerunInput, RerunRequestError, runInput } from '../rerun-input.ts';
-import { startOnce } from './runs.ts';
+import { startOnce } from '../runs.ts';
+import { parseForWorker } from '../worker-roots.ts';
 import { QueryFlag, RunParams, Stage } from './schemas.ts';
 
 export interface RerunsRoutesOptions {
   client: Client;
   taskQueue: string;
+  /** The worker's allowed roots, when known (workers/worker-roots.ts). */
+  allowedRoots: readonly string[];
   planSecret: string;
 }
 
@@ -78,7 +81,7 @@ async function existingInput(client: Client, runId: string): Promise<unknown> {
   }
 }
 
-export const rerunsRoutes: FastifyPluginAsyncZod<RerunsRoutesOptions> = async (app, { client, taskQueue, planSecret }) => {
+export const rerunsRoutes: FastifyPluginAsyncZod<RerunsRoutesOptions> = async (app, { client, taskQueue, planSecret, allowedRoots }) => {
   app.post(
     '/runs/:id/reruns',
     {
@@ -105,7 +108,7 @@ export const rerunsRoutes: FastifyPluginAsyncZod<RerunsRoutesOptions> = async (a
       }
       const sourceInput = await runInput(client, source);
       const input = rerunInput(source, sourceInput, body);
-      const config = parsePipelineInput(input);
+      const config = parseForWorker(input, allowedRoots);
 
       if (!dryRun) {
         const runId = rerunId(source, body.planToken!);
@@ -147,7 +150,7 @@ export const rerunsRoutes: FastifyPluginAsyncZod<RerunsRoutesOptions> = async (a
         throw new HttpError(409, 'the plan changed since the dry run (or the token is for another request): nothing was started; dry-run again');
       }
       const runId = rerunId(source, token);
-      const outcome = await startOnce(client, taskQueue, runId, input);
+      const outcome = await startOnce(client, taskQueue, runId, input, 'the plan token was confirmed for another request');
       request.log.info({ runId, source, caller: request.caller, outcome }, 'rerun start');
       return reply
         .code(outcome === 'created' ? 201 : 200)

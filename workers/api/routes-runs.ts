@@ -5,24 +5,47 @@ import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { Client } from '@temporalio/client';
-import { parsePipelineInput } from '../../pipeline/input.ts';
 import { defaultRunId } from '../../pipeline/naming.ts';
 import type { RunState } from '../../pipeline/status.ts';
-import { runStatusQuery } from '../../workflows/messages.ts';
 import { EXPERIMENT_ATTRIBUTE, RERUN_OF_ATTRIBUTE, STATUS_ATTRIBUTE } from '../../workflows/search-attributes.ts';
+import { parseForWorker } from '../worker-roots.ts';
 import { HttpError } from './errors.ts';
 import { gpuHoursSoFar, tpuHoursSoFar } from './estimate.ts';
-import { describeRun, PIPELINE_WORKFLOW, startOnce } from './runs.ts';
+import { describeRun, PIPELINE_WORKFLOW, RunIdTaken, RunNotFound, runStatus, RunWithoutStatus, sameInput, startOnce } from '../runs.ts';
+import { requestCancel } from '../cancel-request.ts';
 import { Experiment, PipelineInputBody, RUN_STATES, RunId, RunParams } from './schemas.ts';
 
 export interface RunsRoutesOptions {
   client: Client;
   taskQueue: string;
+  /** The worker's allowed roots, when known (workers/worker-roots.ts). */
+  allowedRoots: readonly string[];
 }
 
-/** The run id an Idempotency-Key stands for: the same key (and experiment) is always the same run. */
-export function idempotentRunId(experiment: string, key: string): string {
+/**
+ * The run id an Idempotency-Key stands for: derived from the key alone, so the same key is always
+ * the same run whatever the body says (a different body is then a 409, found by comparing it with
+ * the run's first input), and the same across restarts of the API.
+ */
+export function idempotentRunId(key: string): string {
+  return `key-${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
+}
+
+/** Before the key alone named the run, its id also held the experiment; a key from then still finds its run. */
+export function legacyIdempotentRunId(experiment: string, key: string): string {
   return `${experiment}-${createHash('sha256').update(key).digest('hex').slice(0, 16)}`;
+}
+
+/** A run an Idempotency-Key started under the old id scheme: 'existing' with the same input; RunIdTaken with another; undefined when there is none. */
+async function legacyRun(client: Client, experiment: string, key: string, input: unknown): Promise<{ runId: string } | undefined> {
+  const runId = legacyIdempotentRunId(experiment, key);
+  try {
+    if (await sameInput(client, runId, input)) return { runId };
+  } catch (error) {
+    if (error instanceof RunNotFound) return undefined;
+    throw error;
+  }
+  throw new RunIdTaken(runId, 'the Idempotency-Key was used for another request');
 }
 
 /**
@@ -43,9 +66,9 @@ export function listQuery(filters: { experiment?: string; state?: RunState }): s
 const IdempotencyKey = z
   .string()
   .regex(/^[\x21-\x7e]{1,255}$/, '1-255 printable ASCII characters')
-  .describe('the same key (for the same experiment) returns the same run instead of starting another');
+  .describe('the same key returns the same run instead of starting another (409 when the body differs)');
 
-export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, { client, taskQueue }) => {
+export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, { client, taskQueue, allowedRoots }) => {
   app.post(
     '/runs',
     {
@@ -53,7 +76,8 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
         summary: 'Start a run',
         description:
           'Validates the pipeline input (400 naming every failing field; nothing is started) and starts the run. ' +
-          'With an Idempotency-Key header (or an explicit runId) a repeated request returns the same run: 201 the first time, 200 after.',
+          'With an Idempotency-Key header (or an explicit runId) a repeated request returns the same run: 201 the first time, 200 after; ' +
+          'the same key (or runId) with another body is 409 and starts nothing.',
         tags: ['runs'],
         headers: z.looseObject({ 'idempotency-key': IdempotencyKey.optional() }),
         querystring: z.strictObject({ runId: RunId.optional().describe('explicit run id (instead of an Idempotency-Key)') }),
@@ -61,13 +85,18 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
       },
     },
     async (request, reply) => {
-      const config = parsePipelineInput(request.body);
+      const config = parseForWorker(request.body, allowedRoots);
       const key = request.headers['idempotency-key'];
       if (key !== undefined && request.query.runId !== undefined) throw new HttpError(400, 'give an Idempotency-Key or a runId, not both');
+      const legacy = key === undefined ? undefined : await legacyRun(client, config.experiment, key, request.body);
+      if (legacy !== undefined) {
+        request.log.info({ runId: legacy.runId, caller: request.caller, outcome: 'existing' }, 'run start');
+        return reply.code(200).header('location', `/v1/runs/${legacy.runId}`).send({ runId: legacy.runId, created: false });
+      }
       const runId =
-        request.query.runId ??
-        (key === undefined ? `${defaultRunId(config.experiment, new Date())}-${randomBytes(3).toString('hex')}` : idempotentRunId(config.experiment, key));
-      const outcome = await startOnce(client, taskQueue, runId, request.body);
+        request.query.runId ?? (key === undefined ? `${defaultRunId(config.experiment, new Date())}-${randomBytes(3).toString('hex')}` : idempotentRunId(key));
+      const what = key === undefined ? 'the runId was used for another request' : 'the Idempotency-Key was used for another request';
+      const outcome = await startOnce(client, taskQueue, runId, request.body, what);
       request.log.info({ runId, caller: request.caller, outcome }, 'run start');
       return reply
         .code(outcome === 'created' ? 201 : 200)
@@ -126,9 +155,10 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
       let status = null;
       let statusError: string | undefined;
       try {
-        status = await client.workflow.getHandle(id).query(runStatusQuery);
+        status = await runStatus(client, id);
       } catch (error) {
-        statusError = `the run's status query failed: ${(error as Error).message}`;
+        if (error instanceof RunNotFound) throw error;
+        statusError = error instanceof RunWithoutStatus ? error.message : `the run's status query failed: ${(error as Error).message}`;
       }
       return {
         runId: id,
@@ -160,7 +190,7 @@ export const runsRoutes: FastifyPluginAsyncZod<RunsRoutesOptions> = async (app, 
       const { id } = request.params;
       const description = await describeRun(client, id);
       if (description.status.name !== 'RUNNING') throw new HttpError(409, `run ${id} has already ended (${description.status.name})`);
-      await client.workflow.getHandle(id).cancel();
+      await requestCancel(client, id, `recogdrive-api caller ${request.caller ?? 'unknown'}`, 'POST /runs/:id/cancel');
       request.log.info({ runId: id, caller: request.caller }, 'run cancel');
       return reply.code(202).send({ runId: id, cancellation: 'requested' });
     },

@@ -1,14 +1,12 @@
 /** Request schemas shared by the routes (zod; also the source of the OpenAPI document). */
 import { z } from 'zod';
 import { PipelineInput } from '../../pipeline/input.ts';
+import { RunId } from '../../pipeline/naming.ts';
 import { STAGES } from '../../pipeline/stages.ts';
 import type { RunState } from '../../pipeline/status.ts';
 
-/** A run id in a path: what the CLI, the API and reruns create (no '/', which only stage workflows have). */
-export const RunId = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, 'not a run id (letters, digits, . _ -; at most 255)')
-  .describe('run id (= workflow id)');
+/** A run id: the one rule of every channel (pipeline/naming.ts). */
+export { RunId };
 
 export const RunParams = z.strictObject({ id: RunId });
 

@@ -2,9 +2,10 @@
 import { NativeConnection } from '@temporalio/worker';
 import { configFromEnv } from './config.ts';
 import { createBackend } from './backend.ts';
-import { createRecogdriveWorker } from './temporal-worker.ts';
+import { createRecogdriveWorker, type RecogdriveWorkerOptions } from './temporal-worker.ts';
 
-export async function runWorker(): Promise<void> {
+/** `workflowBundle`: a prebuilt bundle instead of bundling at start (the chaos suite restarts workers often). */
+export async function runWorker(options: Pick<RecogdriveWorkerOptions, 'workflowBundle'> = {}): Promise<void> {
   const config = configFromEnv();
   const backend = await createBackend();
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
@@ -14,6 +15,7 @@ export async function runWorker(): Promise<void> {
       namespace: config.TEMPORAL_NAMESPACE,
       taskQueue: config.RECOGDRIVE_TASK_QUEUE,
       backend: backend.deps,
+      ...(options.workflowBundle === undefined ? {} : { workflowBundle: options.workflowBundle }),
     });
     console.log(`worker polling task queue ${config.RECOGDRIVE_TASK_QUEUE} on ${config.TEMPORAL_ADDRESS}`);
     await worker.run();

@@ -9,7 +9,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +23,7 @@ import { parseTokens } from '../../workers/api/config.ts';
 import { runStatusQuery } from '../../workflows/messages.ts';
 import { startTestEnv, waitForStatus, type TestEnv } from '../helpers/local-env.ts';
 import { stageWorkflowsOf } from '../helpers/assertions.ts';
+import { freePort } from '../../infra/local/dev-server.ts';
 
 const TOKENS = { rw: `rw-${randomBytes(16).toString('hex')}`, ro: `ro-${randomBytes(16).toString('hex')}`, wrong: `xx-${randomBytes(16).toString('hex')}` };
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
@@ -461,12 +461,3 @@ test('`recogdrive api` serves the API from the environment (tokens file, Tempora
   }
 });
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}

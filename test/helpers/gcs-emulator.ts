@@ -5,9 +5,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FAKE_GCS_SERVER_BINARY, FAKE_GCS_SERVER_GO_PACKAGE } from '../../infra/local/fake-gcs-server.ts';
+import { freePort } from '../../infra/local/dev-server.ts';
 
 export interface GcsEmulator {
   /** http://127.0.0.1:<port>: the client's apiEndpoint. */
@@ -29,17 +29,6 @@ export function gcsEmulatorUnmet(): string | undefined {
 export function gcsEmulatorSkip(): string | false {
   const unmet = gcsEmulatorUnmet();
   return unmet !== undefined && process.env.CI !== 'true' ? unmet : false;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function waitExit(child: ChildProcess, ms: number): Promise<boolean> {

@@ -5,7 +5,6 @@
  * activity fails retryably; once storage answers again the fingerprints equal an undisturbed lookup's.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { GcsArtifactStore } from '../../activities/artifacts/gcs-store.ts';
@@ -21,6 +20,7 @@ import { planFingerprints, type PlanContext } from '../../pipeline/plan.ts';
 import { UPSTREAM_FIXES } from '../../pipeline/upstream.ts';
 import { startCountingProxy, type CountingProxy } from '../helpers/counting-proxy.ts';
 import { gcsEmulatorSkip, startGcsEmulator, type GcsEmulator } from '../helpers/gcs-emulator.ts';
+import { freePort } from '../../infra/local/dev-server.ts';
 
 const skip = gcsEmulatorSkip();
 const BUCKET = 'lineage';
@@ -155,7 +155,7 @@ for (const okRequests of [0, 1, 2]) {
 }
 
 test('storage that does not answer at all (a closed port) fails the lookup retryably', { skip }, async () => {
-  const closed = await closedPort();
+  const closed = await freePort();
   const unreachable = new GcsArtifactStore({ apiEndpoint: `http://127.0.0.1:${closed}`, projectId: 'test-project', maxRetries: 0 });
   const error = await lookupError(unreachable);
   assertRetryable(error);
@@ -180,13 +180,3 @@ test('verification and the reuse check throw on a failed read instead of reporti
   assert.deepEqual(await checkStillValid(readers, cache), []);
 });
 
-async function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}

@@ -12,6 +12,10 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { check, descendants, isAlive, listProcesses, run, signal, terminate, waitGone } from './processes.ts';
+import { freePort } from '../../infra/local/dev-server.ts';
+
+/** A free TCP port on 127.0.0.1 (the test bed's users take it from here). */
+export { freePort };
 
 export const SSHD = '/usr/sbin/sshd';
 
@@ -184,19 +188,6 @@ function listenerFromPidFile(pidFile: string, configFile: string): number | unde
   } catch {
     return undefined;
   }
-}
-
-/** A free TCP port on 127.0.0.1 (free now; the caller retries if it is taken before use). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */

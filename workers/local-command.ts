@@ -64,7 +64,7 @@ export async function runLocal(options: LocalRunOptions): Promise<boolean> {
       ),
       interrupted,
     ]);
-    stopWatching();
+    await stopWatching();
     if (outcome === 'interrupted') {
       say(`interrupted: run ${runId} is kept in ${options.dataDir}/temporal and resumes when the stack starts again`);
       return false;
@@ -86,11 +86,17 @@ export async function runLocal(options: LocalRunOptions): Promise<boolean> {
   return succeeded;
 }
 
-/** Prints each stage's state change while the run goes. */
-function watchStages(query: () => Promise<RunStatus>, say: (line: string) => void): () => void {
+/**
+ * Prints each stage's state change while the run goes. One query at a time, and stopping waits
+ * for the one in flight: the client retries a query on a timer, and a retry that fires after the
+ * connection closed throws "Channel has been shut down" out of the timer, killing the process.
+ */
+function watchStages(query: () => Promise<RunStatus>, say: (line: string) => void): () => Promise<void> {
   const last = new Map<string, string>();
+  let inFlight: Promise<void> | undefined;
   const timer = setInterval(() => {
-    query()
+    if (inFlight) return;
+    inFlight = query()
       .then((status) => {
         for (const s of status.stages) {
           const text = `${s.state}${s.phase ? ` (${s.phase})` : ''}`;
@@ -100,7 +106,13 @@ function watchStages(query: () => Promise<RunStatus>, say: (line: string) => voi
           }
         }
       })
-      .catch(() => {});
+      .catch(() => {})
+      .finally(() => {
+        inFlight = undefined;
+      });
   }, 500);
-  return () => clearInterval(timer);
+  return async () => {
+    clearInterval(timer);
+    await inFlight;
+  };
 }

@@ -67,14 +67,17 @@ function uvEnvironment(): NodeJS.ProcessEnv {
 }
 
 /**
- * Resolves one image's requirements.in from scratch and returns the lock's text. Always into a
- * new file: given an existing output file, uv prefers the versions already in it, and then a
- * regenerated lock could differ from what a fresh resolution (the drift test) finds.
+ * Resolves one image's requirements.in and returns the lock's text. By default from scratch (a
+ * new output file). Given `preferring`, an existing lock, uv starts from it and keeps every version
+ * in it that still satisfies the .in and still exists: the drift test uses that, because a mirror
+ * that later serves a file uploaded before RESOLVED_AS_OF (it backfills) would otherwise count as
+ * drift although nothing of ours changed.
  */
-export async function compileLock(uv: string, image: PythonImage): Promise<string> {
+export async function compileLock(uv: string, image: PythonImage, preferring?: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `recogdrive-lock-${image}-`));
   try {
     const output = join(dir, 'requirements.lock');
+    if (preferring !== undefined) await writeFile(output, preferring);
     await run(uv, uvCompileArgs(image, output), { cwd: PROJECT_ROOT, env: uvEnvironment(), maxBuffer: 64 * 1024 * 1024 });
     return await readFile(output, 'utf8');
   } catch (error) {

@@ -1,9 +1,11 @@
 /**
- * Each image's requirements.lock is what its requirements.in resolves to today: uv (pinned)
- * resolves the .in again from PyPI, as of the pinned instant RESOLVED_AS_OF, and the result must
- * equal the committed lock apart from its header comments. A lock that no longer resolves (a
- * pinned file deleted or yanked), or that drifted from its .in (edited by hand, or an .in changed
- * without `node docker/images/lock.ts`), fails here rather than in an image build.
+ * Each image's requirements.lock is a resolution of its requirements.in that still installs: uv
+ * (pinned) resolves the .in again from PyPI, as of the pinned instant RESOLVED_AS_OF, starting
+ * from the committed lock, and the result must equal it apart from its header comments. A lock
+ * that no longer resolves (a pinned file deleted or yanked), or that drifted from its .in (edited
+ * by hand, a package added to or dropped from the .in, a pin the .in no longer allows), fails here
+ * rather than in an image build. Starting from the lock, not from scratch: the package mirror
+ * backfills files uploaded before RESOLVED_AS_OF, and a newer-but-allowed version is not drift.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,7 +27,7 @@ for (const image of PYTHON_IMAGES) {
   // A few seconds per image here, with uv's cache warm or empty; the timeout allows a slow index.
   test(`${requirementsLock(image)} is what ${requirementsIn(image)} resolves to`, { skip: uv.skip, timeout: 300_000 }, async () => {
     const committed = await readFile(join(PROJECT_ROOT, requirementsLock(image)), 'utf8');
-    const resolved = await compileLock(requirePath(uv), image);
+    const resolved = await compileLock(requirePath(uv), image, committed);
     const [was, now] = [lockedVersions(committed), lockedVersions(resolved)];
     assert.deepEqual(
       { added: now.filter((pin) => !was.includes(pin)), removed: was.filter((pin) => !now.includes(pin)) },

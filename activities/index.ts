@@ -8,7 +8,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../pipeline/failures.ts';
 import { isCloudBackend, type ComputeBackend } from '../pipeline/input.ts';
 import { hostPathsOutsideRoots } from '../pipeline/host-roots.ts';
-import { attemptLogName } from '../pipeline/naming.ts';
+import { attemptLogName, bringUpLogName } from '../pipeline/naming.ts';
 import type { Progress } from '../pipeline/progress.ts';
 import { stageUpdateSignal } from '../workflows/messages.ts';
 import { schemeOf, type ArtifactStore } from './artifacts/store.ts';
@@ -17,6 +17,8 @@ import type { StageExecutor, StageLogs, WatchContext } from './execution/executo
 import type {
   ComputeLease,
   ComputeRequest,
+  BringUpRequest,
+  BringUpResult,
   LaunchRequest,
   LaunchResult,
   LookupRequest,
@@ -35,14 +37,18 @@ import type {
   WorkerEndpoint,
 } from './types.ts';
 import { verifyFromMarkers, verifyProvidedOutput } from './verify/index.ts';
-import { watchWithHealth } from './compute/health-watch.ts';
-import { LineageStore, MalformedRecordError, UnknownRunError } from './lineage/lineage-store.ts';
+import { nodeLossFailure, watchWithHealth } from './compute/health-watch.ts';
+import { LineageStore, MalformedRecordError, MissingSourceError, UnknownRunError } from './lineage/lineage-store.ts';
 import { pinnedDigest, treeDigest } from './images/tree-digest.ts';
+import { DEFAULT_REGISTRY_ACCESS, resolveTag, type RegistryAccess } from './images/registry-access.ts';
+import { ImageNotFound, RegistryAuthFailed, RegistryUnavailable } from './images/registry-client.ts';
+import { InvalidRegistryCredentials } from './images/registry-credentials.ts';
 import { markerFiles, type VerdictClaim } from '../pipeline/markers.ts';
 import { markerLocationsToTry, markerReaders } from './artifacts/marker-readers.ts';
 import { parseVerdictClaim } from './artifacts/markers.ts';
 import type { PlanContext } from '../pipeline/plan.ts';
 import { WorkflowNotFoundError } from '@temporalio/common';
+import { BringUpFailed } from './bring-up/run.ts';
 import { decideLeaks, runStateOf, workflowsToCheck, type DeleteOutcome, type LeaseRecord, type RunStateInfo } from '../pipeline/janitor.ts';
 
 export interface ActivityDependencies {
@@ -55,6 +61,22 @@ export interface ActivityDependencies {
   cloudProjects?: readonly string[];
   /** Absolute folders of this host a run may read and write (RECOGDRIVE_ALLOWED_ROOTS; pipeline/host-roots.ts). None when absent. */
   allowedRoots?: readonly string[];
+  /** How tags on cloud compute are resolved to digests; docker's defaults when absent. */
+  registry?: RegistryAccess;
+}
+
+/** The digest of a tag from its registry: a missing image or refused credentials fail the run, an unreachable registry is retried. */
+async function registryDigest(image: string, access: RegistryAccess): Promise<string> {
+  try {
+    return await resolveTag(image, access);
+  } catch (error) {
+    if (error instanceof ImageNotFound || error instanceof RegistryAuthFailed) {
+      throw ApplicationFailure.create({ type: FailureType.InvalidPipelineInput, message: error.message, nonRetryable: true });
+    }
+    if (error instanceof InvalidRegistryCredentials) throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: error.message, nonRetryable: true });
+    if (error instanceof RegistryUnavailable) throw ApplicationFailure.create({ type: 'RegistryUnavailable', message: error.message, nonRetryable: false });
+    throw error;
+  }
 }
 
 const BACKEND_HINTS: Record<ComputeBackend, string> = {
@@ -156,11 +178,8 @@ export function createActivities(deps: ActivityDependencies) {
           if (executor.imageDigest === undefined) throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: 'this executor cannot resolve image digests', nonRetryable: true });
           digests[image] = await executor.imageDigest(worker, image);
         } else {
-          throw ApplicationFailure.create({
-            type: FailureType.InvalidPipelineInput,
-            message: `image ${image} is a tag: on ${compute.backend} compute give it pinned (name@sha256:...), so the run's fingerprints name what runs`,
-            nonRetryable: true,
-          });
+          // Cloud VMs pull by digest: the registry says what the tag names now.
+          digests[image] = await registryDigest(image, deps.registry ?? DEFAULT_REGISTRY_ACCESS);
         }
       }
       return digests;
@@ -171,7 +190,7 @@ export function createActivities(deps: ActivityDependencies) {
       try {
         return await lineage.lookup(request.config, request.imageDigests);
       } catch (error) {
-        if (error instanceof UnknownRunError || error instanceof MalformedRecordError) {
+        if (error instanceof UnknownRunError || error instanceof MalformedRecordError || error instanceof MissingSourceError) {
           throw ApplicationFailure.create({ type: FailureType.InvalidPipelineInput, message: error.message, nonRetryable: true });
         }
         throw storeUnavailable('looking up lineage', error);
@@ -252,6 +271,42 @@ export function createActivities(deps: ActivityDependencies) {
       } catch (error) {
         if (context.cancellationSignal.aborted) throw new CancelledFailure('stage launch cancelled');
         throw error;
+      }
+    },
+
+    /**
+     * Makes the slice's bare machines ready (activities/bring-up/). A step that can heal (a
+     * registry or bucket outage, a lost connection) fails the try and Temporal retries it, resuming
+     * where it stopped; one that cannot (StageBringUpFailed) fails the stage at once.
+     */
+    async bringUpStage(request: BringUpRequest): Promise<BringUpResult> {
+      const context = Context.current();
+      const executor = executorFor(request.lease);
+      if (executor.bringUp === undefined) {
+        throw ApplicationFailure.create({ type: FailureType.BackendUnavailable, message: `the ${request.lease.workers[0]?.kind ?? 'unknown'} executor cannot bring up machines`, nonRetryable: true });
+      }
+      const store = storeFor(request.logsUri);
+      const beating = setInterval(() => context.heartbeat(), 1_000);
+      try {
+        return await executor.bringUp(request, {
+          cancelled: context.cancellationSignal,
+          log: (worker, text) => store.appendText(`${request.logsUri}/${bringUpLogName(request.attempt, worker)}`, text),
+        });
+      } catch (error) {
+        if (context.cancellationSignal.aborted) throw new CancelledFailure('bring-up cancelled');
+        // A VM taken away mid-bring-up (SSH lost) is a node loss: the stage reprovisions without using an attempt.
+        const health = request.health;
+        const machines = health === undefined ? undefined : provider(health.request.compute.backend);
+        if (health !== undefined && machines?.health !== undefined && !(error instanceof BringUpFailed && error.permanent)) {
+          const found = await machines.health(health.request).catch(() => undefined);
+          if (found?.state === 'lost') throw nodeLossFailure(request.lease.name, found);
+        }
+        if (error instanceof BringUpFailed) {
+          throw ApplicationFailure.create({ type: error.permanent ? FailureType.StageBringUpFailed : 'BringUpStepFailed', message: error.message, nonRetryable: error.permanent });
+        }
+        throw error;
+      } finally {
+        clearInterval(beating);
       }
     },
 

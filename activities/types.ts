@@ -1,3 +1,4 @@
+import type { BringUpSpec } from '../pipeline/bring-up.ts';
 /** Requests and results of the activities: the contract between workflows and side effects. */
 import type { ComputeBackend, ComputeSpec } from '../pipeline/input.ts';
 import type { LaunchSpec } from '../pipeline/launch.ts';
@@ -75,6 +76,22 @@ export interface LaunchRequest {
   compute: ComputeSpec;
   /** The stage's hang timeout: the executor has the wrapper report output growth often enough for it (absent: every 30 s). */
   hangTimeoutMs?: number;
+}
+
+/** A bare cloud VM made ready for its stage (pipeline/bring-up.ts; activities/bring-up/). */
+export interface BringUpRequest {
+  lease: ComputeLease;
+  spec: BringUpSpec;
+  attempt: number;
+  /** The stage's logs folder: each worker's steps go to attempt-N-worker-K-bring-up.log there. */
+  logsUri: string;
+  /** Cloud compute: a failed step is checked against the machine's health (a preempted VM is a node loss, not a bring-up failure). */
+  health?: { request: ComputeRequest };
+}
+
+export interface BringUpResult {
+  /** Seconds each step took on each worker (the benchmark and the log). */
+  steps: Array<{ worker: number; step: string; ms: number }>;
 }
 
 export interface LaunchResult {

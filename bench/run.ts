@@ -10,6 +10,8 @@
  * (bench/preemption.ts; BENCH_TPU_CREATE_MS, BENCH_PREEMPTIONS, BENCH_CHAOS_RUNS, BENCH_SKIP_CLOUD=1).
  * Then the object-store cost of the completion protocol, verification, reuse and planning
  * against the Cloud Storage emulator (bench/artifact-store.ts; BENCH_CACHE_FILES, BENCH_SKIP_ARTIFACTS=1).
+ * Then the bring-up of a bare VM by step and the bytes and requests per GB moved in and out of
+ * Cloud Storage through gcsfuse (bench/bring-up.ts; BENCH_BRINGUP_MODEL_MB, BENCH_SKIP_BRINGUP=1).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -71,6 +73,8 @@ if (process.env.BENCH_SKIP_SSH === '1') {
   for (const bench of ['ssh-watch.ts', 'ssh-worker-load.ts']) await runBench(bench);
   if (process.env.BENCH_SKIP_CLOUD === '1') console.log('cloud TPU recovery bench skipped (BENCH_SKIP_CLOUD=1)');
   else await runBench('preemption.ts');
+  if (process.env.BENCH_SKIP_BRINGUP === '1') console.log('bring-up bench skipped (BENCH_SKIP_BRINGUP=1)');
+  else await runBench('bring-up.ts');
 }
 
 if (process.env.BENCH_SKIP_ARTIFACTS === '1') console.log('artifact-store bench skipped (BENCH_SKIP_ARTIFACTS=1)');

@@ -19,6 +19,8 @@ export const FailureType = {
   StageFailed: 'StageFailed',
   /** An output given by URI (providedArtifacts) does not satisfy its stage's contract. */
   StageInputInvalid: 'StageInputInvalid',
+  /** A bare VM could not be made ready in a way no retry fixes (no such image, no service account, a missing gs:// input, a full disk). */
+  StageBringUpFailed: 'StageBringUpFailed',
   /** The artifact store could not be read (outage, 5xx, I/O error): retried, never taken for "absent". */
   ArtifactStoreUnavailable: 'ArtifactStoreUnavailable',
 } as const;
@@ -32,6 +34,7 @@ export const NON_RETRYABLE_ACTIVITY_ERRORS: readonly string[] = [
   FailureType.InvalidPipelineInput,
   FailureType.BackendUnavailable,
   FailureType.InvalidRunId,
+  FailureType.StageBringUpFailed,
   'InvalidLaunchSpec',
 ];
 

@@ -80,6 +80,8 @@ export function stageComponents(
   stage: StageName,
   imageDigest: string | undefined,
   inputFingerprints: Readonly<Partial<Record<StageName, string>>>,
+  /** The archive's version as the store reports it ("<uri> md5=... generation=..."); git sources carry their commit. */
+  codeVersion?: string,
 ): FingerprintComponents {
   const contract = CONTRACTS[stage];
   const rendered = contract.render(config);
@@ -92,6 +94,9 @@ export function stageComponents(
     ...(rendered.launcher === undefined ? {} : { launcher: rendered.launcher.join(' ') }),
     runtimeFixes: canonicalJson(contract.runtimeFixes),
     repo: config.paths.hostRepoDir,
+    // Declared sources (a bare VM fetches them): what is read, not where it is put.
+    ...(config.sources?.code === undefined ? {} : { code: codeComponent(config.sources.code, codeVersion) }),
+    ...Object.fromEntries((config.sources?.data ?? []).map((d) => [`data ${d.path}`, d.uri])),
     check: canonicalJson(contract.verification(config).outputs),
     ...argumentComponents([...rendered.args, ...rendered.addedArgs]),
   };
@@ -102,6 +107,11 @@ export function stageComponents(
     components[`input ${input.stage}`] = fingerprint;
   }
   return components;
+}
+
+function codeComponent(code: NonNullable<NonNullable<PipelineConfig['sources']>['code']>, codeVersion: string | undefined): string {
+  if ('git' in code) return `git ${code.git} ${code.commit}`;
+  return codeVersion ?? `unresolved ${code.archive}`;
 }
 
 /** What changed between two component maps, in words ("arg agent.lr: 0.0001 → 5e-05"). */

@@ -384,6 +384,49 @@ const Paths = z.strictObject({
   mapVersion: z.string().regex(/^[A-Za-z0-9._-]+$/).default('nuplan-maps-v1.0'),
 });
 
+/** A Cloud Storage object or prefix: gs://bucket/path (no trailing slash). */
+const GsUri = z
+  .string()
+  .max(1024)
+  .regex(/^gs:\/\/[a-z0-9][a-z0-9._-]{1,61}[a-z0-9](\/[A-Za-z0-9._=+@-]+)+\/?$/, 'must be gs://bucket/path')
+  .refine((u) => !hasDotDot(u.slice('gs://'.length)), 'must not contain a ".." segment')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+/** A git URL a VM can clone without a prompt (https, ssh or git protocol); credentials never in it. */
+const GitUrl = z
+  .string()
+  .max(1024)
+  .regex(/^(https:\/\/|ssh:\/\/|git:\/\/|file:\/\/\/)[A-Za-z0-9._~:/@+=-]+$/, 'must be an https://, ssh://, git:// or file:/// URL of a repository')
+  .refine((u) => !/^https:\/\/[^/]*@/.test(u), 'must not carry credentials (give the VM access instead)');
+
+/**
+ * Where the code, models and datasets come from when a stage runs on a machine that starts bare
+ * (tpu-api, compute-engine): its bring-up puts them at paths.hostRepoDir on the VM. What is read
+ * is part of each stage's fingerprint (the archive's md5 and generation, the commit, the URIs).
+ */
+const Sources = z.strictObject({
+  /** The ReCogDrive checkout: a gs:// tar archive (.tar.gz/.tgz/.tar), or a git URL at a pinned commit. */
+  code: z
+    .union([
+      z.strictObject({ archive: GsUri.refine((u) => /\.(tar\.gz|tgz|tar)$/.test(u), 'must end in .tar.gz, .tgz or .tar') }),
+      z.strictObject({ git: GitUrl, commit: z.string().regex(/^[0-9a-f]{40}$/, 'must be a full 40-character commit id') }),
+    ])
+    .optional(),
+  /** Models and datasets: a gs:// prefix made available at `path` (relative to the checkout) by copying it to local disk or mounting it read-only with gcsfuse. */
+  data: z
+    .array(
+      z.strictObject({
+        uri: GsUri,
+        path: ContainerPath.refine((p) => !p.startsWith('/'), 'must be relative to the checkout (e.g. models/InternVL3-2B)').refine((p) => !p.split('/').includes('.'), 'must not contain a "." segment'),
+        mode: z.enum(['copy', 'mount']).default('copy'),
+      }),
+    )
+    .max(32)
+    .refine((list) => new Set(list.map((d) => d.path)).size === list.length, 'lists a path twice')
+    .refine((list) => list.every((a) => list.every((b) => a === b || !`${b.path}/`.startsWith(`${a.path}/`))), 'one path lies inside another')
+    .default([]),
+});
+
 const Images = z.strictObject({
   stage1: ImageRef.default('us-east5-docker.pkg.dev/grhuang-02/xiaomi-tpu/recogdrive-tpu:stage1'),
   unified: ImageRef.default('us-east5-docker.pkg.dev/grhuang-02/xiaomi-tpu/recogdrive-tpu:unified'),
@@ -432,6 +475,8 @@ export const PipelineInput = z
     providedArtifacts: z.partialRecord(z.enum(STAGES), ArtifactUri).default({}),
     gcp: z.strictObject({ project: ProjectId }).optional(),
     paths: Paths,
+    /** What a bare cloud VM fetches in its bring-up; absent: hostRepoDir must already exist on the machine. */
+    sources: Sources.optional(),
     images: Images.prefault({}),
     stage1: Stage1.prefault({}),
     featureCache: FeatureCache.prefault({}),
@@ -490,6 +535,7 @@ export type PipelineInputRaw = z.input<typeof PipelineInput>;
 export type PipelineConfig = z.output<typeof PipelineInput> & { legacyDag?: true };
 export type Stage1Config = PipelineConfig['stage1'];
 export type SimulationConfig = z.output<typeof Simulation>;
+export type SourcesConfig = z.output<typeof Sources>;
 
 export class InvalidPipelineInput extends Error {
   readonly issues: readonly string[];

@@ -66,6 +66,11 @@ export function attemptLogName(attempt: number, worker: number): string {
   return `attempt-${attempt}-worker-${worker}.log`;
 }
 
+/** A worker's bring-up steps of one attempt (beside its container log). */
+export function bringUpLogName(attempt: number, worker: number): string {
+  return `attempt-${attempt}-worker-${worker}-bring-up.log`;
+}
+
 /** A run id for a run started by hand: <experiment>-<UTC yyyymmdd-hhmmss>. */
 export function defaultRunId(experiment: string, at: Date): string {
   const stamp = at.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);

@@ -68,6 +68,8 @@ export interface PlanContext {
   stale?: Readonly<Partial<Record<StageName, string>>>;
   /** The plan of the run this one reruns. */
   previous?: RunRecord;
+  /** sources.code's archive as the store reports it ("<uri> md5=<base64> generation=<n>"), read by the lookup. */
+  codeVersion?: string;
 }
 
 /** Fingerprint and components of every stage that is run, reused or provided; in DAG order. */
@@ -86,7 +88,7 @@ export function planFingerprints(
     const image = config.images[CONTRACTS[stage].image];
     const inputs: Partial<Record<StageName, string>> = {};
     for (const dep of dependenciesOf(config, stage)) inputs[dep] = out[dep]?.fingerprint;
-    const components = stageComponents(config, stage, context.imageDigests?.[image], inputs);
+    const components = stageComponents(config, stage, context.imageDigests?.[image], inputs, context.codeVersion);
     out[stage] = { fingerprint: fingerprintOf(stage, components), components };
   }
   return out;

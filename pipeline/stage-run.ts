@@ -1,4 +1,5 @@
 /** Input and result of one stage workflow: everything it needs, resolved by the planner. */
+import { bringUpSpecFor, type BringUpSpec } from './bring-up.ts';
 import type { VerificationSpec } from './contracts/index.ts';
 import type { FingerprintComponents } from './fingerprint.ts';
 import type { ComputeUsage } from './cost.ts';
@@ -29,6 +30,8 @@ export interface StageRunInput {
   limits: StageLimits;
   progressHints: ProgressHints;
   orchestration: OrchestrationSettings;
+  /** On cloud compute: what makes its bare machines ready (absent in stages started before bring-up existed, and on local/static compute). */
+  bringUp?: BringUpSpec;
   /** What the verified output is recorded as (lineage, fingerprint index). */
   artifact: {
     artifactRoot: string;
@@ -68,10 +71,13 @@ export function stageRunInput(config: PipelineConfig, runId: string, planned: Pl
   ) {
     throw new Error(`stage ${planned.stage} is not planned to run`);
   }
+  // A bare VM pulls the image by the digest the plan fingerprinted, and the launch runs exactly that.
+  const bringUp = bringUpSpecFor(config, planned.stage, launch, imageDigest, components.code);
   return {
     runId,
     stage: planned.stage,
-    launch,
+    launch: bringUp === undefined ? launch : { ...launch, image: bringUp.image },
+    ...(bringUp === undefined ? {} : { bringUp }),
     logsUri: stageLogsUri(config.artifactRoot, runId, planned.stage),
     compute: compute satisfies ComputeSpec,
     ...(config.gcp === undefined ? {} : { project: config.gcp.project }),

@@ -5,7 +5,7 @@ import type { StageDecision } from './plan.ts';
 import type { StageName } from './stages.ts';
 
 export type StageState = 'pending' | 'running' | 'succeeded' | 'failed' | 'cancelled' | 'skipped' | 'provided' | 'reused';
-export type StagePhase = 'acquiring' | 'launching' | 'running' | 'verifying' | 'releasing';
+export type StagePhase = 'acquiring' | 'bringing up' | 'launching' | 'running' | 'verifying' | 'releasing';
 export type RunState = 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface StageStatus {

@@ -9,7 +9,7 @@ import type { ActivityDependencies } from '../activities/index.ts';
 import { loadSshKey } from '../activities/ssh/credentials.ts';
 import { SshPool } from '../activities/ssh/pool.ts';
 import { defaultHostPath } from '../pipeline/launch.ts';
-import { allowedRoots, configFromEnv } from './config.ts';
+import { allowedRoots, configFromEnv, registryAccess } from './config.ts';
 import { localBackend } from './local-backend.ts';
 
 export interface WorkerBackend {
@@ -19,7 +19,7 @@ export interface WorkerBackend {
 
 export async function createBackend(env: NodeJS.ProcessEnv = process.env, dataDir?: string): Promise<WorkerBackend> {
   const config = configFromEnv(env);
-  const local = { ...localBackend(dataDir ?? config.RECOGDRIVE_DATA_DIR), allowedRoots: allowedRoots(config, dataDir) };
+  const local = { ...localBackend(dataDir ?? config.RECOGDRIVE_DATA_DIR, env), allowedRoots: allowedRoots(config, dataDir), registry: registryAccess(config) };
   const key = await loadSshKey(env);
   if (key === undefined) {
     if (config.RECOGDRIVE_STATIC_HOSTS.length > 0) throw new Error('RECOGDRIVE_STATIC_HOSTS is set but no SSH key is (RECOGDRIVE_SSH_KEY_FILE or RECOGDRIVE_SSH_KEY): the janitor could not reach those hosts');

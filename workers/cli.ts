@@ -10,12 +10,14 @@ import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { CancelledFailure, Client, Connection, isGrpcServiceError, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidPipelineInput } from '../pipeline/input.ts';
+import { ImageNotFound, RegistryAuthFailed } from '../activities/images/registry-client.ts';
+import { InvalidRegistryCredentials } from '../activities/images/registry-credentials.ts';
 import { defaultRunId, quoted, runIdProblem } from '../pipeline/naming.ts';
 import { jsonDocumentProblem } from '../pipeline/safe-keys.ts';
 import { isStageName, STAGES, type StageName } from '../pipeline/stages.ts';
 import { buildPlan } from '../pipeline/plan.ts';
 import type { RunSummary } from '../pipeline/status.ts';
-import { configFromEnv, type WorkerConfig } from './config.ts';
+import { configFromEnv, registryAccess, type WorkerConfig } from './config.ts';
 import { formatPlan, formatStatus, formatSummary } from './format.ts';
 
 import { RerunRequestError } from './rerun-input.ts';
@@ -113,10 +115,15 @@ export function buildCli(): Command {
     .requiredOption('--input <file>', 'pipeline input (one JSON object)')
     .option('--run-id <id>', 'run id (default: <experiment>-<UTC timestamp>)', runIdOf)
     .option('--lookup', 'read the artifact store to find verified outputs to reuse (otherwise every selected stage is RUN)')
+    .option('--no-registry', 'do not ask image registries what a tag names (tags on cloud compute stay unresolved)')
     .option('--json', 'machine-readable output')
-    .action(async (opts: { input: string; runId?: string; lookup?: boolean; json?: boolean }) => {
+    .action(async (opts: { input: string; runId?: string; lookup?: boolean; registry: boolean; json?: boolean }) => {
       const config = validate(await readInput(opts.input));
-      const context = opts.lookup === true ? await (await lineageCommand()).lookupForPlan(config) : {};
+      // A tag that does not exist fails the plan (exit 2); an unreachable registry leaves it unresolved, with a warning.
+      const { planImageDigests } = await import('./plan-images.ts');
+      const images = await planImageDigests(config, opts.registry && registryAccess(cliConfig()));
+      for (const why of images.unresolved) console.error(`recogdrive: warning: ${oneLine(why)} (the image stays unresolved in this plan)`);
+      const context = opts.lookup === true ? await (await lineageCommand()).lookupForPlan(config, images.imageDigests) : { imageDigests: images.imageDigests };
       const plan = buildPlan(config, opts.runId ?? defaultRunId(config.experiment, new Date()), context);
       print(opts.json === true, plan, () => formatPlan(plan));
     });
@@ -235,13 +242,15 @@ export function buildCli(): Command {
     .option('--attempt <n>', 'attempt (default: the latest)', parseAttempt)
     .option('--worker <i>', 'worker of a multi-host slice', parseWorker, 0)
     .option('-f, --follow', 'keep printing while the stage runs')
-    .action(async (runId: string, stage: StageName, opts: { attempt?: number; worker: number; follow?: boolean }) => {
+    .option('--bring-up', 'the bring-up of the attempt\'s machine (cloud VMs: login, image pull, code, data, bucket mounts) instead of the stage\'s output')
+    .action(async (runId: string, stage: StageName, opts: { attempt?: number; worker: number; follow?: boolean; bringUp?: boolean }) => {
       const client = await connect();
       const { printStageLog } = await import('./logs-command.ts');
       await printStageLog(client, runId, stage, {
         ...(opts.attempt === undefined ? {} : { attempt: opts.attempt }),
         worker: opts.worker,
         follow: opts.follow === true,
+        bringUp: opts.bringUp === true,
         write: (text) => process.stdout.write(text),
       });
     });
@@ -397,6 +406,7 @@ function cliErrorOf(error: unknown): CliError {
   if (error instanceof RunIdTaken) return new CliError(error.message, EXIT.conflict);
   if (error instanceof RunWithoutStatus) return new CliError(error.message, EXIT.runFailed);
   if (error instanceof InvalidPipelineInput) return new CliError(error.message, EXIT.badInput);
+  if (error instanceof ImageNotFound || error instanceof RegistryAuthFailed || error instanceof InvalidRegistryCredentials) return new CliError(oneLine(error.message), EXIT.badInput);
   if (error instanceof RerunRequestError) {
     return new CliError(error.message, error.kind === 'bad-request' ? EXIT.badInput : error.kind === 'unknown-run' ? EXIT.notFound : EXIT.runFailed);
   }

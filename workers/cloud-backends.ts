@@ -11,6 +11,7 @@ import type { ComputeProvider } from '../activities/compute/provider.ts';
 import { TpuApiComputeProvider } from '../activities/compute/tpu-api.ts';
 import type { SshKey } from '../activities/ssh/credentials.ts';
 import type { WorkerConfig } from './config.ts';
+import { CLOUD_PLATFORM_SCOPE } from '../activities/compute/vm-service-account.ts';
 
 export interface CloudBackends {
   providers: { 'tpu-api': ComputeProvider; 'compute-engine': ComputeProvider };
@@ -35,6 +36,7 @@ export function createCloudBackends(config: WorkerConfig, key: SshKey): CloudBac
     sshUser: config.RECOGDRIVE_CLOUD_SSH_USER,
     sshPublicKey: publicKeyOf(key),
     pollIntervalMs: config.RECOGDRIVE_CLOUD_POLL_INTERVAL_MS,
+    serviceAccount: { email: config.RECOGDRIVE_VM_SERVICE_ACCOUNT, scopes: config.RECOGDRIVE_VM_SCOPES.length > 0 ? config.RECOGDRIVE_VM_SCOPES : [CLOUD_PLATFORM_SCOPE] },
   };
   const tpuEndpoint = config.RECOGDRIVE_TPU_API_ENDPOINT;
   const tpu = new TpuApiComputeProvider({

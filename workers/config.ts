@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './project-root.ts';
+import type { RegistryAccess } from '../activities/images/registry-access.ts';
 
 export const DEFAULT_TASK_QUEUE = 'recogdrive';
 
@@ -57,6 +58,11 @@ const Env = z.object({
   RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS: PositiveInt.default(10_000),
   RECOGDRIVE_SSH_MAX_CONNECTIONS: PositiveInt.default(64),
   RECOGDRIVE_SSH_CHANNELS_PER_CONNECTION: PositiveInt.default(8),
+  // Image registries, asked for the digest a tag names (activities/images/registry-client.ts).
+  /** A docker config.json with registry credentials (`auths`); Google registries without an entry use Application Default Credentials. */
+  RECOGDRIVE_REGISTRY_AUTH_FILE: AbsolutePath.default(join(homedir(), '.docker', 'config.json')),
+  /** Comma-separated registries on this machine that speak plain http (tests, a local mirror); all others are https. */
+  RECOGDRIVE_REGISTRY_INSECURE_HOSTS: CommaList(/^(?:127\.0\.0\.1|localhost|\[::1\])(?::[1-9]\d{0,4})?$/, '127.0.0.1:<port> or localhost:<port> (plain http only on this machine)'),
   // Cloud backends (tpu-api, compute-engine): on when projects are given and an SSH key is configured.
   /** Comma-separated Google Cloud projects this worker may create TPUs and VMs in (a run's gcp.project must be one). */
   RECOGDRIVE_GCP_PROJECTS: CommaList(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, 'project ids'),
@@ -64,6 +70,18 @@ const Env = z.object({
   RECOGDRIVE_GCP_ZONES: CommaList(/^[a-z]+-[a-z]+[0-9]+-[a-z]$/, 'zones like us-east5-b'),
   /** SSH user on cloud VMs; its public key (derived from the private key) goes into the VM's metadata. */
   RECOGDRIVE_CLOUD_SSH_USER: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'not a user name').default('recogdrive'),
+  /**
+   * The service account the VMs run as (their bring-up pulls the image, reads the code and data and
+   * writes outputs with it; the worker's own credentials never go onto a VM). Default: the
+   * project's Compute Engine default service account. It needs roles/artifactregistry.reader on
+   * the image repository and roles/storage.objectUser on the buckets (README: "Before the first cloud run").
+   */
+  RECOGDRIVE_VM_SERVICE_ACCOUNT: z
+    .string()
+    .regex(/^(default|[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9.-]+\.iam\.gserviceaccount\.com|[0-9]+-compute@developer\.gserviceaccount\.com)$/, 'default, or a service account email (NAME@PROJECT.iam.gserviceaccount.com)')
+    .default('default'),
+  /** Comma-separated OAuth scopes of the VMs' service account (default cloud-platform: IAM roles decide). */
+  RECOGDRIVE_VM_SCOPES: CommaList(/^https:\/\/www\.googleapis\.com\/auth\/[a-z.-]+$/, 'scope URLs like https://www.googleapis.com/auth/cloud-platform'),
   /** Between polls of a creating or deleting machine. */
   RECOGDRIVE_CLOUD_POLL_INTERVAL_MS: PositiveInt.default(15_000),
   /** Emulators of the Cloud TPU API (host:port, plaintext) and of Compute Engine (http://host:port), for tests. */
@@ -82,6 +100,11 @@ export type WorkerConfig = z.output<typeof Env>;
 /** The folders runs may use on this host: RECOGDRIVE_ALLOWED_ROOTS, or the data folder the worker runs with. */
 export function allowedRoots(config: WorkerConfig, dataDir: string = config.RECOGDRIVE_DATA_DIR): string[] {
   return config.RECOGDRIVE_ALLOWED_ROOTS.length > 0 ? config.RECOGDRIVE_ALLOWED_ROOTS : [dataDir];
+}
+
+/** How this process reaches image registries (activities/images/registry-access.ts). */
+export function registryAccess(config: WorkerConfig): RegistryAccess {
+  return { authFile: config.RECOGDRIVE_REGISTRY_AUTH_FILE, insecureHosts: config.RECOGDRIVE_REGISTRY_INSECURE_HOSTS };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConfig {

@@ -26,6 +26,7 @@ export function formatPlan(plan: Plan): string {
     if (stage.artifactUri !== undefined) lines.push(`  artifacts: ${stage.artifactUri}`);
     if (stage.fingerprint !== undefined) lines.push(`  fingerprint: ${shortFingerprint(stage.fingerprint)}`);
     if (stage.compute !== undefined) lines.push(`  compute:   ${describeCompute(stage.compute)}`);
+    if (stage.launch !== undefined) lines.push(`  image:     ${stage.launch.image}${stage.imageDigest?.startsWith('sha256:') === true ? ` → ${stage.imageDigest}` : ' (not resolved to a digest)'}`);
     if (stage.launch !== undefined) lines.push(`  command:   ${dockerRunCommandLine(stage.launch)}`);
     for (const note of stage.notes) lines.push(`  note:      ${note}`);
     lines.push('');

@@ -2,15 +2,13 @@
  * `recogdrive lineage` and `recogdrive plan --lookup`: lineage questions answered from the
  * artifact store alone (no Temporal needed), and a plan that says what would be reused.
  */
-import { pinnedDigest, treeDigest } from '../activities/images/tree-digest.ts';
 import { LineageStore } from '../activities/lineage/lineage-store.ts';
-import { CONTRACTS } from '../pipeline/contracts/index.ts';
 import type { PipelineConfig } from '../pipeline/input.ts';
 import { shortFingerprint, type ArtifactRecord, type ConsumerRecord } from '../pipeline/lineage.ts';
 import type { PlanContext } from '../pipeline/plan.ts';
 import { artifactStoreFor, artifactStores } from './artifact-stores.ts';
-import { LOCAL_IMAGE_DIRS } from './local-backend.ts';
-import { PROJECT_ROOT } from './project-root.ts';
+import { configFromEnv, registryAccess } from './config.ts';
+import { planImageDigests } from './plan-images.ts';
 
 function lineageStore(): LineageStore {
   const stores = artifactStores();
@@ -30,19 +28,12 @@ export async function usedBy(uri: string, artifactRoot?: string): Promise<{ reco
 }
 
 /**
- * What a plan can know without a backend: digests of pinned images and of the local backend's
- * simulator (tags on remote compute stay unresolved), and what the artifact store holds.
+ * What a plan can know without a backend: image digests (workers/plan-images.ts; resolved here
+ * with this process's registry configuration unless given) and what the artifact store holds.
  */
-export async function lookupForPlan(config: PipelineConfig): Promise<PlanContext> {
-  const imageDigests: Record<string, string> = {};
-  let local: string | undefined;
-  for (const stage of config.stages) {
-    const image = config.images[CONTRACTS[stage].image];
-    const pinned = pinnedDigest(image);
-    if (pinned !== undefined) imageDigests[image] = pinned;
-    else if (config[stage].compute.backend === 'local') imageDigests[image] = local ??= await treeDigest(PROJECT_ROOT, LOCAL_IMAGE_DIRS);
-  }
-  return lineageStore().lookup(config, imageDigests);
+export async function lookupForPlan(config: PipelineConfig, imageDigests?: Readonly<Record<string, string>>): Promise<PlanContext> {
+  const digests = imageDigests ?? (await planImageDigests(config, registryAccess(configFromEnv()))).imageDigests;
+  return lineageStore().lookup(config, digests);
 }
 
 export function formatProducer(record: ArtifactRecord): string {

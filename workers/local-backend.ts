@@ -19,7 +19,7 @@ export function localComputeRoot(dataDir: string): string {
   return join(dataDir, 'local-compute');
 }
 
-export function localBackend(dataDir: string): ActivityDependencies {
+export function localBackend(dataDir: string, env: NodeJS.ProcessEnv = process.env): ActivityDependencies {
   return {
     compute: { local: new LocalComputeProvider(localComputeRoot(dataDir)) },
     executors: {
@@ -35,6 +35,6 @@ export function localBackend(dataDir: string): ActivityDependencies {
     // Runs read and write below the data folder only, unless the worker's config says otherwise (workers/backend.ts).
     allowedRoots: [dataDir],
     // file:// for the embedded default; gs:// too (RECOGDRIVE_GCS_ENDPOINT: an emulator), unused until a run names one.
-    artifactStores: artifactStores(),
+    artifactStores: artifactStores(env),
   };
 }

@@ -4,7 +4,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { attemptLogName } from '../pipeline/naming.ts';
+import { attemptLogName, bringUpLogName } from '../pipeline/naming.ts';
 import type { StageName } from '../pipeline/stages.ts';
 import type { StageStatus } from '../pipeline/status.ts';
 import { artifactStoreFor } from './artifact-stores.ts';
@@ -16,6 +16,8 @@ export interface LogsOptions {
   attempt?: number;
   worker: number;
   follow: boolean;
+  /** The bring-up log of the attempt's machine instead of the stage's output. */
+  bringUp?: boolean;
   write: (text: string) => void;
 }
 
@@ -37,7 +39,7 @@ export async function printStageLog(client: Client, runId: string, stage: StageN
   const status = (): Promise<StageStatus> => stageWithLogs(client, runId, stage);
   const first = await status();
   const attempt = options.attempt ?? Math.max(1, first.attempt);
-  const uri = `${first.logsUri}/${attemptLogName(attempt, options.worker)}`;
+  const uri = `${first.logsUri}/${(options.bringUp === true ? bringUpLogName : attemptLogName)(attempt, options.worker)}`;
   const store = artifactStoreFor(uri);
   let printed = 0;
   const printNew = async (): Promise<boolean> => {

@@ -73,6 +73,14 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
   });
+  // Bringing up a bare VM copies models and datasets (hours for large ones), heartbeating all along;
+  // a transient failure is retried on the same machine, resuming at the step that failed.
+  const bringingUp = proxyActivities<RecogdriveActivities>({
+    startToCloseTimeout: '12 hours',
+    heartbeatTimeout: input.orchestration.heartbeatTimeoutMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '5s', maximumInterval: '2 minutes', maximumAttempts: 5, nonRetryableErrorTypes: [...NON_RETRYABLE_ACTIVITY_ERRORS] },
+  });
   // Cleanup must not give up: a leaked TPU costs money every hour.
   const cleanup = proxyActivities<RecogdriveActivities>({
     startToCloseTimeout: '30 minutes',
@@ -221,7 +229,12 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
         usages.push(usage);
         report({ usage });
       }
-      report({ computeName: lease.name, phase: 'launching' });
+      // Stages planned before bring-up existed carry no spec and replay as they ran.
+      if (input.bringUp !== undefined && patched(BRING_UP_PATCH)) {
+        report({ computeName: lease.name, phase: 'bringing up' });
+        await bringingUp.bringUpStage({ lease, spec: input.bringUp, attempt, logsUri: input.logsUri, ...(cloud === undefined ? {} : { health: { request: computeRequest } }) });
+        enter('launching');
+      } else report({ computeName: lease.name, phase: 'launching' });
       // runId is an argument only (replay compares activity types, not inputs): no patch needed.
       await (fencedLaunch ? launching : short).launchStage({ lease, launch, attempt, runId: input.runId, compute: input.compute, hangTimeoutMs: limits.hangTimeoutMs });
       enter('running');
@@ -306,6 +319,8 @@ export async function recogdriveStage(input: StageRunInput): Promise<StageResult
 
 /** Runs started before completion markers and lineage replay without them. */
 const STAGE_MARKERS_PATCH = 'stage-markers-v1';
+/** Bare cloud VMs are brought up (image by digest, code, data, bucket mounts) before the launch. */
+const BRING_UP_PATCH = 'bring-up-v1';
 /** Runs started before launches heartbeat and are fenced on the hosts launch with the short activity options. */
 const FENCED_LAUNCH_PATCH = 'fenced-launch-v1';
 

@@ -214,7 +214,8 @@ export class GcsArtifactStore implements ArtifactStore {
     const { file } = await this.#file(uri);
     try {
       const [metadata] = await file.getMetadata();
-      return { size: Number(metadata.size ?? 0) };
+      const version = [metadata.md5Hash === undefined ? '' : `md5=${metadata.md5Hash}`, metadata.generation === undefined ? '' : `generation=${metadata.generation}`].filter(Boolean).join(' ');
+      return { size: Number(metadata.size ?? 0), ...(version === '' ? {} : { version }) };
     } catch (error) {
       if (httpStatusOf(error) === 404) return undefined;
       throw storeError('reading metadata of', uri, error);

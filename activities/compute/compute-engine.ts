@@ -38,6 +38,7 @@
  * invalid-config, bad-input, preemption, maintenance: non-retryable; internal: retryable), plus
  * the retryable TpuNotReady when a VM does not come up in time. Bad input fails before any API call.
  */
+import { DEFAULT_VM_SERVICE_ACCOUNT, type VmServiceAccount } from './vm-service-account.ts';
 import { InstancesClient, ZoneOperationsClient, type protos } from '@google-cloud/compute';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -97,8 +98,8 @@ export interface ComputeEngineProviderOptions {
   network?: string;
   /** e.g. regions/us-east5/subnetworks/training; default: the network's (auto mode). */
   subnetwork?: string;
-  /** Service account the VM runs as (it reads and writes the artifact bucket). Default 'default' (the project's compute SA). */
-  serviceAccount?: string;
+  /** Service account the VM runs as (its bring-up pulls the image and reads and writes the buckets with it). Default: 'default' with cloud-platform. */
+  serviceAccount?: VmServiceAccount;
   /** Between polls of the operation / VM. Default 10 s. */
   pollIntervalMs?: number;
   /** Give up waiting for RUNNING after this long (retryable TpuNotReady: a retry adopts the VM). Default 30 min. */
@@ -129,7 +130,6 @@ const CPU_FAMILIES = new Set(['e2', 'f1', 'g1', 'n1', 'n2', 'n2d', 'n4', 'n4d', 
 const TPU_MACHINES: Readonly<Record<string, readonly number[]>> = { 'ct6e-standard': [1, 4, 8], 'ct5lp-hightpu': [1, 4, 8], 'ct5p-hightpu': [4] };
 /** Statuses of a VM on its way up. */
 const COMING_UP = new Set(['PROVISIONING', 'STAGING', 'PENDING', 'STATUS_UNSPECIFIED', '']);
-const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const PREEMPTED_OPERATION = 'compute.instances.preempted';
 const NOT_READY = /\bis not ready\b|\bresourceNotReady\b/;
 /** Emulators (sshPortFromGuestAttributes): the guest attribute holding the port the VM's SSH really listens on. */
@@ -580,7 +580,7 @@ export class ComputeEngineComputeProvider implements ComputeProvider {
           accessConfigs: (this.options.externalIp ?? true) ? [{ type: 'ONE_TO_ONE_NAT', name: 'External NAT' }] : [],
         },
       ],
-      serviceAccounts: [{ email: this.options.serviceAccount ?? 'default', scopes: [CLOUD_PLATFORM_SCOPE] }],
+      serviceAccounts: [{ ...(this.options.serviceAccount ?? DEFAULT_VM_SERVICE_ACCOUNT) }],
       scheduling,
     };
   }

@@ -28,6 +28,7 @@
  * TpuQuotaExceeded, TpuInvalidConfig, TpuPermissionDenied, TpuPreempted, TpuMaintenance,
  * TpuNodeLost (non-retryable), TpuInternal, TpuNotReady (retryable).
  */
+import { DEFAULT_VM_SERVICE_ACCOUNT, type VmServiceAccount } from './vm-service-account.ts';
 import * as grpc from '@grpc/grpc-js';
 import { v2 } from '@google-cloud/tpu';
 import { V6E_ACCELERATORS } from '../../pipeline/input.ts';
@@ -86,6 +87,8 @@ export interface TpuApiProviderOptions {
   readyTimeoutMs?: number;
   /** Queued provisioning: the queued resource FAILS when no capacity came within this long (→ failover). Default 1 h. */
   queueValidForMs?: number;
+  /** Service account the TPU VM runs as (its bring-up pulls the image and reads and writes the buckets with it). Default: 'default' with cloud-platform. */
+  serviceAccount?: VmServiceAccount;
   /** Request external IPs (networkConfig.enableExternalIps). Default true. */
   externalIps?: boolean;
   /** Which address to hand out: the external one when the node has it (default), or always the internal one. */
@@ -102,6 +105,11 @@ export interface TpuApiProviderOptions {
   listPageSize?: number;
   /** Notes that are not errors (missing host keys). Default: the activity logger, else console.warn. */
   note?: (message: string) => void;
+}
+
+/** The TPU API's ServiceAccount: an empty email means the project's default compute account ("default" is no email there). */
+function tpuServiceAccount(account: VmServiceAccount): { email?: string; scope: string[] } {
+  return { ...(account.email === 'default' ? {} : { email: account.email }), scope: account.scopes };
 }
 
 /** What acquire heartbeats, and reads back when the activity is retried. */
@@ -325,6 +333,7 @@ export class TpuApiComputeProvider implements ComputeProvider {
       // queued: the tier is the queued resource's (`spot: {}`), not the node's scheduling config.
       schedulingConfig: target.spot && !target.queued ? { spot: true } : {},
       networkConfig: { enableExternalIps: this.options.externalIps ?? true },
+      serviceAccount: tpuServiceAccount(this.options.serviceAccount ?? DEFAULT_VM_SERVICE_ACCOUNT),
     };
   }
 

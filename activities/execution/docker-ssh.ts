@@ -13,7 +13,8 @@ import { GROWTH_INTERVAL_ENV, growthIntervalFor } from '../../pipeline/output-gr
 import { LEASE_OWNER } from '../../pipeline/janitor.ts';
 import type { SshEndpoint, SshPool, ExecResult } from '../ssh/pool.ts';
 import { SshConnectionLost, SshUnreachable } from '../ssh/errors.ts';
-import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
+import type { BringUpRequest, BringUpResult, LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
+import { bringUpSlice } from '../bring-up/run.ts';
 import { FailureType } from '../../pipeline/failures.ts';
 import { ATTEMPT_LABEL, docker, FREE_TPU, OWNER_LABEL, parseContainerState, parseTimedLines, RUN_LABEL, STAGE_LABEL, type ContainerState } from './docker-cli.ts';
 import { MAX_SAVED_LOG_BYTES, type LaunchContext, type StageExecutor, type StageLogs, type WatchContext } from './executor.ts';
@@ -89,6 +90,18 @@ export class DockerSshExecutor implements StageExecutor {
     } finally {
       clearInterval(beating);
     }
+  }
+
+  /** Runs the bring-up steps on every host of the slice (activities/bring-up/), buckets mounted where hostPathOf expects them. */
+  async bringUp(request: BringUpRequest, context: { cancelled: AbortSignal; log(worker: number, text: string): Promise<void> }): Promise<BringUpResult> {
+    const steps = await bringUpSlice(sshEndpoints(request.lease.workers), request.spec, {
+      pool: this.options.pool,
+      sudo: this.options.sudo,
+      log: context.log,
+      signal: context.cancelled,
+      mountPointOf: (bucket) => this.options.hostPathOf({ kind: 'artifact', uri: `gs://${bucket}` }),
+    });
+    return { steps: steps.map(({ worker, step, ms }) => ({ worker, step, ms })) };
   }
 
   async watch(request: WatchRequest, context: WatchContext): Promise<WatchResult> {

@@ -1,6 +1,6 @@
 /** Runs a stage's container(s) on the workers of a lease, watches them and stops them. */
 import type { Progress } from '../../pipeline/progress.ts';
-import type { LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
+import type { BringUpRequest, BringUpResult, LaunchRequest, LaunchResult, StopRequest, WatchRequest, WatchResult, WorkerEndpoint } from '../types.ts';
 
 /** Where a stage's per-worker logs go so they outlive the compute (the artifact store). */
 export interface StageLogs {
@@ -42,6 +42,8 @@ export interface StageExecutor {
   watch(request: WatchRequest, context: WatchContext): Promise<WatchResult>;
   /** Stops the stage's container(s) if running, saves every worker's log, removes the container(s). Idempotent. */
   stop(request: StopRequest, logs: StageLogs): Promise<void>;
+  /** Makes bare machines ready for the stage (image by digest, code, data, bucket mounts); each step logged per worker. */
+  bringUp?(request: BringUpRequest, context: { cancelled: AbortSignal; log(worker: number, text: string): Promise<void> }): Promise<BringUpResult>;
   /** The digest ("sha256:...") an image reference resolves to on a worker (pulled first when absent). */
   imageDigest?(worker: WorkerEndpoint, image: string): Promise<string>;
 }

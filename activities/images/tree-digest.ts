@@ -24,7 +24,5 @@ export async function treeDigest(base: string, dirs: readonly string[]): Promise
   return `sha256:${hash.digest('hex')}`;
 }
 
-/** The digest pinned in a reference (name@sha256:...), if any. */
-export function pinnedDigest(image: string): string | undefined {
-  return /@(sha256:[a-f0-9]{64})$/.exec(image)?.[1];
-}
+// Read with the rest of an image reference now; re-exported for the modules that took it from here.
+export { pinnedDigest } from '../../pipeline/image-reference.ts';

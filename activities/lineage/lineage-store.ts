@@ -26,6 +26,11 @@ import { checkStillValid } from '../verify/reusable.ts';
 
 export type { StoreFor } from '../artifacts/marker-readers.ts';
 
+/** A declared source (sources.code) is not in the store. */
+export class MissingSourceError extends Error {
+  override name = 'MissingSourceError';
+}
+
 export class UnknownRunError extends Error {}
 
 /** A lineage record that was read but does not parse: there, but unusable (unlike a failed read). */
@@ -138,10 +143,11 @@ export class LineageStore {
       if (previous === undefined) throw new UnknownRunError(`run ${config.reuse.rerunOf} has no record under ${root}/lineage: nothing to rerun`);
     }
 
+    const codeVersion = await this.codeVersion(config);
     const found: Partial<Record<StageName, ArtifactRecord>> = {};
     const stale: Partial<Record<StageName, string>> = {};
     if (config.reuse.policy !== 'never') {
-      const fingerprints = planFingerprints(config, { imageDigests, provided });
+      const fingerprints = planFingerprints(config, { imageDigests, provided, ...(codeVersion === undefined ? {} : { codeVersion }) });
       await Promise.all(
         config.stages.map(async (stage) => {
           const fingerprint = fingerprints[stage]!.fingerprint;
@@ -159,7 +165,16 @@ export class LineageStore {
         }),
       );
     }
-    return { imageDigests, provided, found, stale, ...(previous === undefined ? {} : { previous }) };
+    return { imageDigests, provided, found, stale, ...(previous === undefined ? {} : { previous }), ...(codeVersion === undefined ? {} : { codeVersion }) };
+  }
+
+  /** sources.code's archive as the store reports it: a missing archive is bad input, found before any machine exists. */
+  private async codeVersion(config: PipelineConfig): Promise<string | undefined> {
+    const code = config.sources?.code;
+    if (code === undefined || !('archive' in code)) return undefined;
+    const stat = await this.storeFor(code.archive).stat(code.archive);
+    if (stat === undefined) throw new MissingSourceError(`sources.code.archive ${code.archive} does not exist`);
+    return `${code.archive} ${stat.version ?? `size=${stat.size}`}`;
   }
 }
 

@@ -10,6 +10,8 @@ export interface OutputEntry {
 
 export interface ObjectStat {
   size: number;
+  /** What identifies this content in the store, when it says (Cloud Storage: "md5=<base64> generation=<n>"). */
+  version?: string;
 }
 
 export interface OutputReader {

@@ -16,7 +16,7 @@ import { FakeComputeEngine, type FakeInstance } from '../fakes/compute-engine/se
 import { FakeTpuApi, type FakeNode } from '../fakes/tpu-api/server.ts';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
-import { startTestbed, type Testbed } from '../testbed/testbed.ts';
+import { startTestbed, type Testbed, type VmServiceAccount } from '../testbed/testbed.ts';
 import { startTestEnv, type TestEnv } from './local-env.ts';
 import { testbedWorkerEnv } from './testbed-input.ts';
 
@@ -40,7 +40,45 @@ export interface FakeTpuCloud {
 
 const instancePath = (vm: { project: string; zone: string; name: string }): string => `projects/${vm.project}/zones/${vm.zone}/instances/${vm.name}`;
 
-export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?: number } = {}): Promise<FakeTpuCloud> {
+export interface FakeTpuCloudOptions {
+  createDelayMs?: number;
+  /**
+   * Every new VM (TPU node worker, Compute Engine VM) starts bare on its test bed worker
+   * (bed.resetWorker; the bed must be bare): the worker is reset when the VM lands on it.
+   */
+  bareVms?: boolean;
+  /**
+   * With bareVms: the service account a VM gets when its create request names none (TPU) or
+   * "default" (Compute Engine) — the project's default compute account. A request naming another
+   * email gets that email with this token. Without it such VMs have none; a Compute Engine VM
+   * created with no serviceAccounts never has one.
+   */
+  serviceAccount?: VmServiceAccount;
+}
+
+/** The service account of a new VM, from what its create request asked for. */
+function accountOf(requested: string | undefined, fallback: VmServiceAccount | undefined): VmServiceAccount | undefined {
+  if (requested === undefined || requested === 'default') return fallback;
+  return { email: requested, token: fallback?.token ?? `ya29.testbed-${requested}` };
+}
+
+export async function startFakeTpuCloud(bed: Testbed, options: FakeTpuCloudOptions = {}): Promise<FakeTpuCloud> {
+  // New VMs becoming bare: the fakes' hooks are synchronous, so the resets run beside them (the
+  // VM's sshd is down meanwhile, as a booting VM's is); stop() waits for them and reports a failure.
+  const resets = new Set<Promise<void>>();
+  const failures: unknown[] = [];
+  const newVm = (slot: number, account: VmServiceAccount | undefined): void => {
+    if (options.bareVms !== true) return;
+    const reset = bed
+      .resetWorker(slot)
+      .then(() => bed.setServiceAccount(slot, account))
+      .catch((error: unknown) => {
+        console.error(`resetting test bed worker ${slot} for a new VM failed:`, error);
+        failures.push(error);
+      })
+      .finally(() => resets.delete(reset));
+    resets.add(reset);
+  };
   const slots = new Map<string, number>();
   let next = 0;
   const fake = new FakeTpuApi({
@@ -51,7 +89,9 @@ export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?:
         slot = next++ % bed.workers.length;
         slots.set(node.name, slot);
       }
-      const bedWorker = bed.workers[(slot + worker) % bed.workers.length]!;
+      const bedIndex = (slot + worker) % bed.workers.length;
+      if (worker < bed.workers.length) newVm(bedIndex, accountOf(node.serviceAccount, options.serviceAccount));
+      const bedWorker = bed.workers[bedIndex]!;
       return { ipAddress: bedWorker.address, port: bedWorker.port, hostKeys: [bedWorker.hostKey] };
     },
   });
@@ -62,6 +102,9 @@ export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?:
     addressFor: (vm) => {
       const slot = nextGce++ % bed.workers.length;
       gceSlots.set(instancePath(vm), slot);
+      const requested = (vm.serviceAccounts[0] as { email?: unknown } | undefined)?.email;
+      if (vm.serviceAccounts.length > 0) newVm(slot, accountOf(typeof requested === 'string' ? requested : undefined, options.serviceAccount));
+      else newVm(slot, undefined);
       const bedWorker = bed.workers[slot]!;
       return { ipAddress: bedWorker.address, natIP: bedWorker.address, port: bedWorker.port, hostKeys: [bedWorker.hostKey] };
     },
@@ -75,7 +118,8 @@ export async function startFakeTpuCloud(bed: Testbed, options: { createDelayMs?:
     gceSlotOf: (vm) => gceSlots.get(typeof vm === 'string' ? vm : instancePath(vm)),
     instancesOf: (runId) => gce.allInstances().filter((vm) => vm.metadata['recogdrive-run'] === runId),
     stop: async () => {
-      await Promise.all([fake.stop(), gce.stop()]);
+      await Promise.all([fake.stop(), gce.stop(), ...resets]);
+      if (failures.length > 0) throw new Error(`${failures.length} test bed worker reset(s) for new VMs failed (logged above)`, { cause: failures[0] });
     },
   };
 }
@@ -192,3 +236,15 @@ export async function vmGone(bed: Testbed, slot: number, runId: string, options:
 
 /** The metric cache's entry of a run's status (the stage the cloud tests run). */
 export const metricCacheStatus = (status: RunStatus): StageStatus => status.stages.find((s) => s.stage === 'metricCache')!;
+
+/** Where each stage of a full run goes: TPU VMs for the torchax stages, CPU VMs, and GPU VMs (2 L4s) for the GPU scripts. */
+export const MIXED_MACHINES: Record<StageName, Record<string, unknown>> = {
+  stage1: { backend: 'tpu-api', accelerator: 'v6e-8' },
+  featureCache: { backend: 'tpu-api', accelerator: 'v6e-8' },
+  stage2: { backend: 'tpu-api', accelerator: 'v6e-8' },
+  stage2Export: { backend: 'compute-engine', machineType: 'n2-standard-8' },
+  metricCache: { backend: 'compute-engine', machineType: 'n2-standard-8' },
+  stage3: { backend: 'compute-engine', machineType: 'g2-standard-24', spot: true },
+  stage3Export: { backend: 'compute-engine', machineType: 'n2-standard-8' },
+  eval: { backend: 'compute-engine', machineType: 'g2-standard-24' },
+};

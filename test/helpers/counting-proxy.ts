@@ -26,6 +26,8 @@ export interface CountingProxy {
   counts(): RequestCounts;
   /** Requests since the last reset, oldest first. */
   requests(): readonly SeenRequest[];
+  /** Body bytes since the last reset: `up` from the clients (uploads), `down` to them (downloads). */
+  bytes(): { up: number; down: number };
   reset(): void;
   /** Answers the next `times` requests that match with `status` (and a JSON error body with `message`) instead of forwarding them. */
   failNext(match: (request: SeenRequest) => boolean, status: number, times?: number, message?: string): void;
@@ -35,6 +37,8 @@ export interface CountingProxy {
 export async function startCountingProxy(target: string): Promise<CountingProxy> {
   const upstream = new URL(target);
   let seen: SeenRequest[] = [];
+  let bytes = { up: 0, down: 0 };
+  let proxyOrigin = '';
   let failures: { match: (request: SeenRequest) => boolean; status: number; left: number; message: string | undefined }[] = [];
 
   const server = http.createServer((req, res) => {
@@ -58,7 +62,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
         headers: { ...req.headers, host: upstream.host },
       },
       (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // A resumable upload's session URL names the emulator: rewritten, its chunks come through here too.
+        const location = answer.headers.location;
+        const headers = typeof location === 'string' && location.startsWith(upstream.origin) ? { ...answer.headers, location: `${proxyOrigin}${location.slice(upstream.origin.length)}` } : answer.headers;
+        res.writeHead(answer.statusCode ?? 502, headers);
+        answer.on('data', (chunk: Buffer) => (bytes.down += chunk.length));
         answer.pipe(res);
       },
     );
@@ -66,6 +74,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
       res.end(`proxy: ${error.message}`);
     });
+    req.on('data', (chunk: Buffer) => (bytes.up += chunk.length));
     req.pipe(forward);
   });
   const sockets = new Set<net.Socket>();
@@ -78,6 +87,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     server.listen(0, '127.0.0.1', () => resolve());
   });
   const { port } = server.address() as net.AddressInfo;
+  proxyOrigin = `http://127.0.0.1:${port}`;
 
   return {
     endpoint: `http://127.0.0.1:${port}`,
@@ -87,8 +97,10 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       return { total: seen.length, byMethod };
     },
     requests: () => [...seen],
+    bytes: () => ({ ...bytes }),
     reset() {
       seen = [];
+      bytes = { up: 0, down: 0 };
       failures = [];
     },
     failNext(match, status, times = 1, message) {

@@ -20,7 +20,7 @@ import { STAGES, type StageName } from '../../pipeline/stages.ts';
 import type { RunSummary } from '../../pipeline/status.ts';
 import { PROJECT_ROOT } from '../../workers/project-root.ts';
 import { runFailure } from '../helpers/assertions.ts';
-import { cloudWorkerEnv, gceInput, pinnedTestbedImage, startFakeTpuCloud, tpuInput, ZONES, type FakeTpuCloud } from '../helpers/cloud-env.ts';
+import { cloudWorkerEnv, gceInput, MIXED_MACHINES, pinnedTestbedImage, startFakeTpuCloud, tpuInput, ZONES, type FakeTpuCloud } from '../helpers/cloud-env.ts';
 import { startTestEnv, waitUntilRunning, type TestEnv } from '../helpers/local-env.ts';
 import { FakeComputeEngine } from '../fakes/compute-engine/server.ts';
 import { testbedSkip } from './requirements.ts';
@@ -112,24 +112,13 @@ test('a stage on an N1 VM with 2 T4s: stocked out in the first zone, made in the
   }
 });
 
-/** Where each stage of a full run goes: TPU VMs for the torchax stages, CPU VMs, and GPU VMs (2 L4s, the GPU worker's 2) for the GPU scripts. */
-const MACHINES: Record<StageName, Record<string, unknown>> = {
-  stage1: { backend: 'tpu-api', accelerator: 'v6e-8' },
-  featureCache: { backend: 'tpu-api', accelerator: 'v6e-8' },
-  stage2: { backend: 'tpu-api', accelerator: 'v6e-8' },
-  stage2Export: { backend: 'compute-engine', machineType: 'n2-standard-8' },
-  metricCache: { backend: 'compute-engine', machineType: 'n2-standard-8' },
-  stage3: { backend: 'compute-engine', machineType: 'g2-standard-24', spot: true },
-  stage3Export: { backend: 'compute-engine', machineType: 'n2-standard-8' },
-  eval: { backend: 'compute-engine', machineType: 'g2-standard-24' },
-};
 
 function mixedInput(overrides: Partial<Record<StageName, Record<string, unknown>>> = {}): Record<string, unknown> {
   const input = tpuInput(env, image, Object.fromEntries(STAGES.map((stage) => [stage, {}]))) as Record<string, Record<string, unknown>>;
   for (const stage of STAGES) {
     // Keep the zones and failover settings of the TPU input; the machine is the stage's own.
     const common = Object.fromEntries(Object.entries(input[stage]!.compute as Record<string, unknown>).filter(([key]) => key !== 'backend' && key !== 'accelerator'));
-    input[stage] = { ...input[stage], compute: { ...common, ...MACHINES[stage] }, ...overrides[stage] };
+    input[stage] = { ...input[stage], compute: { ...common, ...MIXED_MACHINES[stage] }, ...overrides[stage] };
   }
   return input;
 }
@@ -180,7 +169,7 @@ test('a full run on mixed machines: stages 1-2 on TPU VMs, GRPO and the evaluati
 test('GRPO on the torchax trainer (the public fork cannot run it) is refused with what works, before any machine or stage workflow', { skip, timeout: 60_000 }, async () => {
   const runId = 'gce-torchax-grpo';
   const [tpuCalls, gceCalls] = [tpuCloud.fake.totalCalls(), gce.totalCalls()];
-  const input = mixedInput({ stage3: { trainer: 'torchax', compute: { ...MACHINES.stage1, zones: [...ZONES] } } });
+  const input = mixedInput({ stage3: { trainer: 'torchax', compute: { ...MIXED_MACHINES.stage1, zones: [...ZONES] } } });
   const failure = await runFailure((await env.start(runId, { ...input, upstreamFixes: ['feature-cache-real-scenes'] })).result());
   assert.equal(failure.type, 'InvalidPipelineInput');
   assert.match(failure.message, /stage3\.trainer: stage3 cannot run on the upstream code .*tokens_list=None.*What works: the upstream GPU script/);

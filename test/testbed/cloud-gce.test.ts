@@ -9,7 +9,8 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeName, runSlug, shortHash } from '../../pipeline/naming.ts';
+import { readFile } from 'node:fs/promises';
+import { bringUpLogName, computeName, runSlug, shortHash, stageLogsUri } from '../../pipeline/naming.ts';
 import { STAGE_SLUGS } from '../../pipeline/stages.ts';
 import type { RunSummary } from '../../pipeline/status.ts';
 import { type CloudBed, type FakeTpuCloud, gceInput, metricCacheStatus, PROJECT, startCloudBed, vmGone, ZONES } from '../helpers/cloud-env.ts';
@@ -70,6 +71,13 @@ test('the metric cache runs on a Compute Engine CPU VM: one VM with our labels, 
   );
   assert.ok(usage!.releasedAt !== undefined && usage!.releasedAt >= usage!.acquiredAt, 'the VM was released');
   assert.deepEqual(cloud.instancesOf(runId), [], 'nothing left');
+
+  // The VM was brought up before the launch, each step in the attempt's bring-up log.
+  const logsUri = stageLogsUri(env.input({}).artifactRoot as string, runId, 'metricCache');
+  const log = await readFile(`${logsUri.slice('file://'.length)}/${bringUpLogName(1, 0)}`, 'utf8');
+  for (const step of ['runtime: check the container runtime', `image: pull ${image}`, 'code: check the checkout at']) assert.match(log, new RegExp(`\\] ${step.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`), log);
+  assert.match(log, /image: done in/);
+  assert.match(log, /already on the VM/, 'the pinned image was there: nothing pulled');
 });
 
 test('a stockout in the first zone makes the VM in the second zone, and no VM is left in either', { skip, timeout: 180_000 }, async () => {

@@ -136,7 +136,7 @@ const VALUE_OPTIONS = [
  * without a GPU runtime does: NO_GPU_RUNTIME_ERROR on stderr, exit 125 (Docker leaves the created
  * container behind in state Created; here none is created).
  */
-export function dockerShim(host: ContainerHost, options: { gpus?: number; createLog?: string } = {}): string {
+export function dockerShim(host: ContainerHost, options: { gpus?: number; createLog?: string } & VmRegistrySettings = {}): string {
   const gpus = options.gpus ?? 0;
   if (!Number.isInteger(gpus) || gpus < 0) throw new Error(`gpus must be a non-negative integer (got ${gpus})`);
   return [
@@ -145,6 +145,15 @@ export function dockerShim(host: ContainerHost, options: { gpus?: number; create
     `CONTAINERS_CONF=${quote(host.containersConf)}`,
     `CONTAINERS_STORAGE_CONF=${quote(host.storageConf)}`,
     'export CONTAINERS_CONF CONTAINERS_STORAGE_CONF',
+    ...(options.authFile === undefined
+      ? []
+      : [
+          '# docker login credentials stay on this VM. podman fails on a REGISTRY_AUTH_FILE that is missing; Docker without a config.json does not.',
+          `REGISTRY_AUTH_FILE=${quote(options.authFile)}`,
+          'export REGISTRY_AUTH_FILE',
+          `[ -e "$REGISTRY_AUTH_FILE" ] || { mkdir -p ${quote(path.dirname(options.authFile))} && printf '{"auths": {}}\n' > "$REGISTRY_AUTH_FILE"; }`,
+        ]),
+    ...(options.registriesConf === undefined ? [] : [`CONTAINERS_REGISTRIES_CONF=${quote(options.registriesConf)}`, 'export CONTAINERS_REGISTRIES_CONF']),
     `# GPUs of this worker (0: Docker without a GPU runtime): what \`--gpus\` gives a container.`,
     `GPUS=${gpus}`,
     'case "$1" in',
@@ -205,6 +214,31 @@ export function dockerShim(host: ContainerHost, options: { gpus?: number; create
     'done',
     'if [ -n "$gpus_next" ]; then echo "docker: flag needs an argument: --gpus" >&2; exit 125; fi',
     `exec ${PODMAN} "$@"`,
+    '',
+  ].join('\n');
+}
+
+/** A bare VM's registry settings: where `docker login` keeps credentials, and its registries.conf. */
+export interface VmRegistrySettings {
+  /** REGISTRY_AUTH_FILE: what `docker login` writes and pull/push read. */
+  authFile?: string;
+  /** CONTAINERS_REGISTRIES_CONF (see registriesConf). */
+  registriesConf?: string;
+}
+
+/**
+ * A registries.conf for a VM: short names resolve on docker.io as Docker does, and the given
+ * registries ("127.0.0.1:5123") are plain HTTP, as Docker's `insecure-registries` (a local test registry).
+ */
+export function registriesConf(insecureRegistries: readonly string[]): string {
+  return [
+    '# Test-bed VM: read by podman through CONTAINERS_REGISTRIES_CONF (no other registries.conf is read).',
+    'unqualified-search-registries = ["docker.io"]',
+    'short-name-mode = "permissive"',
+    ...insecureRegistries.flatMap((location) => {
+      if (!/^[A-Za-z0-9.-]+(:\d+)?$/.test(location)) throw new Error(`insecure registry must be host[:port] (got ${JSON.stringify(location)})`);
+      return ['', '[[registry]]', `location = ${toml(location)}`, 'insecure = true'];
+    }),
     '',
   ].join('\n');
 }

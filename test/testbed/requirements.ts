@@ -17,3 +17,13 @@ export function testbedSkip(): string | false {
   const unmet = testbedUnmet();
   return unmet !== undefined && process.env.CI !== 'true' ? unmet : false;
 }
+
+/** Bare workers (startTestbed({ bare: true })) also need mount namespaces (util-linux) and FUSE for gcsfuse. */
+const BARE_NEEDS = ['/usr/bin/unshare', '/usr/bin/nsenter', '/dev/fuse'];
+
+/** A node:test `skip` value for bare test beds: the reason, or false (always false in CI). */
+export function bareTestbedSkip(): string | false {
+  const missing = BARE_NEEDS.filter((f) => !fs.existsSync(f));
+  const unmet = testbedUnmet() ?? (missing.length > 0 ? `needs ${missing.join(', ')} (util-linux, the fuse kernel module)` : undefined);
+  return unmet !== undefined && process.env.CI !== 'true' ? unmet : false;
+}

@@ -25,6 +25,8 @@ export interface SshdOptions {
   authorizedKeysFile: string;
   /** Variables every session gets (PATH included). */
   env: Readonly<Record<string, string>>;
+  /** Runs sshd through this command (e.g. nsenter into a VM's mount namespace): argv to prefix, asked at each start. */
+  launcher?: () => readonly string[];
 }
 
 export class Sshd {
@@ -144,7 +146,8 @@ export class Sshd {
     fs.rmSync(this.pidFile, { force: true });
     const logStart = fs.existsSync(this.logFile) ? fs.statSync(this.logFile).size : 0;
     // sshd daemonizes; the pid file appears once the listen socket is bound.
-    const started = await run(SSHD, ['-f', this.configFile, '-E', this.logFile]);
+    const argv = [...(this.#options.launcher?.() ?? []), SSHD, '-f', this.configFile, '-E', this.logFile];
+    const started = await run(argv[0]!, argv.slice(1));
     if (started.code !== 0) throw new Error(`sshd -f ${this.configFile} exited ${started.code}: ${started.stderr.trim()}`);
     const deadline = Date.now() + 10_000;
     for (;;) {

@@ -2,7 +2,7 @@
  * Hang detection from output growth, end to end through the LOCAL executor and its watcher
  * (activities/execution/local-process.ts): a real stage wrapper around a sh script that plays the
  * metric cache compressed in time (nuplan's Ray bar at 0/4, then files written while nothing is
- * printed), with hangTimeout 1.5 s.
+ * printed), with hangTimeout 2.5 s.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -110,7 +110,7 @@ async function runStage(name: string, script: string, use: (watched: Watched) =>
   }
 }
 
-test('a metric cache that prints nothing for ~6 s while it writes a file every ~100 ms is not declared hung (hangTimeout 1.5 s)', async () => {
+test('a metric cache that prints nothing for ~6 s while it writes a file every ~100 ms is not declared hung (hangTimeout 2.5 s)', async () => {
   await runStage('liveness-writes', WRITES_SILENTLY, ({ result, heartbeats, reports, log }) => {
     assert.equal(result.hung, false, `declared hung; log tail: ${result.logTail.join(' | ')}`);
     assert.equal(result.exitCode, 0, result.logTail.join('\n'));

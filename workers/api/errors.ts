@@ -7,6 +7,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { isGrpcServiceError, WorkflowNotFoundError } from '@temporalio/client';
 import { InvalidPipelineInput } from '../../pipeline/input.ts';
+import { ImageNotFound, RegistryAuthFailed } from '../../activities/images/registry-client.ts';
 import { RUN_ID_MAX_LENGTH } from '../../pipeline/naming.ts';
 import { RerunRequestError } from '../rerun-input.ts';
 import { LogNotFound } from '../logs-command.ts';
@@ -101,6 +102,8 @@ export function registerErrorHandler(app: FastifyInstance, bodyLimit: number): v
     if (error instanceof HttpError) return send(reply, error.statusCode, error.message, error.issues);
     if (error instanceof RunNotFound || error instanceof RunWithoutStatus || error instanceof LogNotFound) return send(reply, 404, error.message);
     if (error instanceof RunIdTaken) return send(reply, 409, error.message);
+    // A rerun's dry run asks the registry what its tags name: a missing image or refused credentials is the request's to fix.
+    if (error instanceof ImageNotFound || error instanceof RegistryAuthFailed) return send(reply, 422, error.message);
     if (error instanceof WorkflowNotFoundError) return send(reply, 404, `no run ${error.workflowId ?? ''}`.trim());
     // Fastify's own client errors: malformed request, body too large, unsupported content type.
     const status = 'statusCode' in error && typeof error.statusCode === 'number' ? error.statusCode : 500;

@@ -47,6 +47,8 @@ export interface FakeNode {
   description: string;
   spot: boolean;
   enableExternalIps: boolean;
+  /** The create request's serviceAccount.email, when it named one (the real API then uses the project's default compute account). */
+  serviceAccount?: string;
   createdAt: number;
   readyAt: number;
   /** Create ends in this error instead of READY (stockout decided at create time). */

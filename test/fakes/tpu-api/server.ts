@@ -551,6 +551,9 @@ export class FakeTpuApi {
       description: String(spec.description ?? ''),
       spot: scheduling.spot === true,
       enableExternalIps: network.enableExternalIps === true,
+      ...(typeof (spec.serviceAccount as { email?: unknown } | undefined)?.email === 'string' && (spec.serviceAccount as { email: string }).email !== ''
+        ? { serviceAccount: (spec.serviceAccount as { email: string }).email }
+        : {}),
       createdAt: now,
       readyAt: now + this.createDelayMs,
       workers: [],

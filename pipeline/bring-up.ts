@@ -8,9 +8,8 @@ import { isCloudBackend, type PipelineConfig } from './input.ts';
 import type { LaunchSpec } from './launch.ts';
 import type { StageName } from './stages.ts';
 
-/** Where a VM keeps what its bring-up fetched (work files, markers of finished steps); gs:// buckets are mounted under ARTIFACT_MOUNT_ROOT. */
+/** Where a VM keeps what its bring-up fetched (work files, markers of finished steps); gs:// buckets are mounted under ARTIFACT_MOUNT_ROOT (launch.ts). */
 export const VM_STATE_DIR = '/var/lib/recogdrive';
-export const ARTIFACT_MOUNT_ROOT = '/mnt/artifacts';
 
 export type CodeSpec =
   | { kind: 'archive'; uri: string; /** base64 MD5 of the archive the plan fingerprinted (Cloud Storage's md5Hash), checked after download. */ md5?: string }

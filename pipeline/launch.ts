@@ -168,8 +168,11 @@ export function dockerRunArgs(
   ];
 }
 
+/** Where a VM mounts gs://<bucket> (its bring-up, with gcsfuse): <root>/<bucket>. */
+export const ARTIFACT_MOUNT_ROOT = '/mnt/artifacts';
+
 /** Where a mount source appears on a host that sees artifact URIs under `artifactMountRoot`. */
-export function defaultHostPath(source: MountSource, artifactMountRoot = '/mnt/artifacts'): string {
+export function defaultHostPath(source: MountSource, artifactMountRoot = ARTIFACT_MOUNT_ROOT): string {
   if (source.kind === 'host') return source.path;
   if (source.uri.startsWith('file://')) return source.uri.slice('file://'.length);
   // gs://bucket/prefix is mounted with gcsfuse at <root>/bucket on the worker host.

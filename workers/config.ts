@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { PROJECT_ROOT } from './project-root.ts';
+import { ARTIFACT_MOUNT_ROOT } from '../pipeline/launch.ts';
 import type { RegistryAccess } from '../activities/images/registry-access.ts';
 
 export const DEFAULT_TASK_QUEUE = 'recogdrive';
@@ -52,7 +53,7 @@ const Env = z.object({
     .refine((hosts) => hosts.every((h) => h.port <= 65_535), 'ports are 1-65535')
     .refine((hosts) => new Set(hosts.map((h) => `${h.address}:${h.port}`)).size === hosts.length, 'each host:port once'),
   /** Where workers see gs:// artifacts (gcsfuse mount root). */
-  RECOGDRIVE_ARTIFACT_MOUNT_ROOT: AbsolutePath.default('/mnt/artifacts'),
+  RECOGDRIVE_ARTIFACT_MOUNT_ROOT: AbsolutePath.default(ARTIFACT_MOUNT_ROOT),
   RECOGDRIVE_SSH_CONNECT_DEADLINE_MS: PositiveInt.default(180_000),
   /** A poll of a running stage gives up connecting after this long; a host silent for 3 polls is lost. */
   RECOGDRIVE_SSH_POLL_CONNECT_DEADLINE_MS: PositiveInt.default(10_000),

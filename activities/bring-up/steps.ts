@@ -8,7 +8,8 @@
  */
 import { createHash } from 'node:crypto';
 import { quote } from 'shlex';
-import { ARTIFACT_MOUNT_ROOT, VM_STATE_DIR, type BringUpSpec, type CodeSpec, type DataSpec } from '../../pipeline/bring-up.ts';
+import { VM_STATE_DIR, type BringUpSpec, type CodeSpec, type DataSpec } from '../../pipeline/bring-up.ts';
+import { ARTIFACT_MOUNT_ROOT } from '../../pipeline/launch.ts';
 
 export type BringUpStepName = 'runtime' | 'tools' | 'login' | 'image' | 'code' | 'data' | 'bucket';
 
